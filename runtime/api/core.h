@@ -1,0 +1,157 @@
+/* dama core API: status codes, dtypes, devices, tensors, memory, RNG, threads.
+ *
+ * This file (like every file in runtime/api/) holds no preprocessor lines: it is read both by the
+ * C compiler (through runtime/dama.h) and by LuaJIT's ffi.cdef (embedded verbatim in the binary).
+ *
+ * Conventions
+ * - Every call that can fail returns dama_status; DAMA_OK is 0. On failure the thread-local message
+ *   from dama_last_error() names the operation, the bad argument and what was expected.
+ * - Functions that create a tensor write it to `dama_tensor **out`; the caller owns one reference
+ *   and drops it with dama_tensor_release(). *out is left NULL on failure.
+ * - Tensors are views (shape, strides in elements, offset in elements) over refcounted storage.
+ *   Views share storage; dama_tensor_release() of the last view frees the bytes.
+ * - Shapes are int64_t arrays of length ndim (0 <= ndim <= DAMA_MAX_DIMS = 8).
+ *   Dims may be negative (counted from the end) wherever a dim is taken.
+ */
+
+typedef enum dama_status {
+  DAMA_OK = 0,
+  DAMA_ERR_ARG = 1,         /* a bad argument value or type */
+  DAMA_ERR_SHAPE = 2,       /* shapes that do not fit together */
+  DAMA_ERR_DTYPE = 3,       /* a dtype the operation does not take */
+  DAMA_ERR_INDEX = 4,       /* an index out of range */
+  DAMA_ERR_OOM = 5,         /* an allocation failed */
+  DAMA_ERR_IO = 6,          /* a file could not be opened, read or written */
+  DAMA_ERR_FORMAT = 7,      /* a file's content is corrupt or unsupported */
+  DAMA_ERR_INTERRUPTED = 8, /* Ctrl-C arrived while the operation ran */
+  DAMA_ERR_NUMERIC = 9,     /* NaN/Inf where a finite value is required */
+  DAMA_ERR_DEVICE = 10,     /* a device that is absent or does not fit */
+  DAMA_ERR_UNSUPPORTED = 11,/* valid, but not implemented for this case */
+  DAMA_ERR_INTERNAL = 12
+} dama_status;
+
+/* The message of the last failure on this thread ("" if none). */
+const char *dama_last_error(void);
+/* Name of a status code, e.g. "shape error". */
+const char *dama_status_name(dama_status s);
+/* Set the thread-local error message (printf-style); returns s, so `return dama_error(...)` works. */
+dama_status dama_error(dama_status s, const char *fmt, ...);
+void dama_clear_error(void);
+
+/* Interrupts (Ctrl-C). The host's signal handler calls dama_interrupt_request(); long C loops poll
+ * dama_interrupt_pending() and return DAMA_ERR_INTERRUPTED; the host clears it before each chunk. */
+void dama_interrupt_request(void);
+int dama_interrupt_pending(void);
+void dama_interrupt_clear(void);
+
+typedef enum dama_dtype {
+  DAMA_F32 = 0, DAMA_F64 = 1, DAMA_BF16 = 2, DAMA_F16 = 3,
+  DAMA_U8 = 4, DAMA_U16 = 5, DAMA_I32 = 6, DAMA_I64 = 7,
+  DAMA_NUM_DTYPES = 8
+} dama_dtype;
+
+const char *dama_dtype_name(dama_dtype t);          /* "f32", "bf16", ... */
+int dama_dtype_size(dama_dtype t);                  /* bytes per element */
+int dama_dtype_is_float(dama_dtype t);
+/* Parse "f32"/"float32"/"float" ... into *out; DAMA_ERR_ARG for an unknown name. */
+dama_status dama_dtype_parse(const char *name, dama_dtype *out);
+
+typedef enum dama_device_type { DAMA_CPU = 0, DAMA_CUDA = 1 } dama_device_type;
+typedef struct dama_device { int32_t type; int32_t index; } dama_device;
+
+typedef struct dama_storage {
+  void *data;
+  int64_t nbytes;
+  int64_t refcount;
+  dama_device device;
+  int32_t owns_data;  /* 0 for storage that wraps foreign memory (e.g. an mmap'ed .npy kept alive by `keepalive`) */
+  void *keepalive;
+  void (*release_fn)(void *keepalive);
+} dama_storage;
+
+typedef struct dama_tensor {
+  dama_storage *storage;
+  int64_t offset;        /* in elements */
+  int32_t ndim;
+  int32_t dtype;         /* dama_dtype */
+  int64_t shape[8];
+  int64_t strides[8];    /* in elements */
+  int64_t refcount;
+} dama_tensor;
+
+/* ---- lifetime ---- */
+void dama_tensor_retain(dama_tensor *t);
+void dama_tensor_release(dama_tensor *t);            /* NULL is fine */
+/* Bytes of storage currently held by tensors, and the peak since start (or the last reset). */
+void dama_memory_stats(int64_t *in_use, int64_t *peak, int64_t *n_tensors);
+void dama_memory_reset_peak(void);
+/* Make every allocation larger than `bytes` fail with DAMA_ERR_OOM (0 = no limit); for tests of the
+ * out-of-memory path and to cap a run's memory. */
+void dama_memory_set_limit(int64_t bytes);
+
+/* ---- creation ---- */
+dama_status dama_empty(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev);
+dama_status dama_zeros(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev);
+dama_status dama_full(dama_tensor **out, int32_t ndim, const int64_t *shape, double value, dama_dtype dtype, dama_device dev);
+/* Copy n elements of `src_dtype` from host memory into a new contiguous tensor of `dtype`. */
+dama_status dama_from_buffer(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                             const void *src, dama_dtype src_dtype);
+/* Wrap foreign host memory without copying; release_fn(keepalive) runs when the storage dies. */
+dama_status dama_from_blob(dama_tensor **out, int32_t ndim, const int64_t *shape, const int64_t *strides,
+                           dama_dtype dtype, void *data, void *keepalive, void (*release_fn)(void *));
+/* [start, end) with step, like torch.arange. */
+dama_status dama_arange(dama_tensor **out, double start, double end, double step, dama_dtype dtype);
+dama_status dama_linspace(dama_tensor **out, double start, double end, int64_t steps, dama_dtype dtype);
+
+/* ---- queries ---- */
+int64_t dama_numel(const dama_tensor *t);
+int dama_is_contiguous(const dama_tensor *t);
+/* Pointer to element 0 of the view (storage data + offset), host tensors only. */
+void *dama_data_ptr(const dama_tensor *t);
+/* Read/write one element at a full index (ndim entries, negative allowed) as double. */
+dama_status dama_get(const dama_tensor *t, const int64_t *index, double *value);
+dama_status dama_set(dama_tensor *t, const int64_t *index, double value);
+/* Shape as text, e.g. "[3, 4]", into buf (always NUL-terminated). */
+const char *dama_shape_str(const dama_tensor *t, char *buf, int64_t buflen);
+
+/* ---- views (share storage, no copy) ---- */
+/* view: requires compatible strides (like torch.view); reshape: copies when it must. One entry may be -1. */
+dama_status dama_view(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape);
+dama_status dama_reshape(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape);
+dama_status dama_transpose(dama_tensor **out, const dama_tensor *t, int32_t d0, int32_t d1);
+dama_status dama_permute(dama_tensor **out, const dama_tensor *t, const int32_t *dims);
+/* narrow(dim, start, length); slice(dim, start, end, step) with Python-style negative start/end. */
+dama_status dama_narrow(dama_tensor **out, const dama_tensor *t, int32_t dim, int64_t start, int64_t length);
+dama_status dama_slice(dama_tensor **out, const dama_tensor *t, int32_t dim, int64_t start, int64_t end, int64_t step);
+dama_status dama_select(dama_tensor **out, const dama_tensor *t, int32_t dim, int64_t index);
+/* squeeze: dim = -100 squeezes every size-1 dim. */
+dama_status dama_squeeze(dama_tensor **out, const dama_tensor *t, int32_t dim);
+dama_status dama_unsqueeze(dama_tensor **out, const dama_tensor *t, int32_t dim);
+/* expand: -1 keeps a dim; new leading dims allowed; expanded dims get stride 0. */
+dama_status dama_expand(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape);
+/* A new reference to t itself when already contiguous, else a contiguous copy. */
+dama_status dama_contiguous(dama_tensor **out, const dama_tensor *t);
+dama_status dama_clone(dama_tensor **out, const dama_tensor *t);
+/* dst[...] = src, broadcasting src to dst's shape and converting dtype. */
+dama_status dama_copy_(dama_tensor *dst, const dama_tensor *src);
+dama_status dama_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype);
+/* Shape broadcasting of two shapes into out_shape (ndim returned in *out_ndim); DAMA_ERR_SHAPE shows both. */
+dama_status dama_broadcast_shapes(int32_t na, const int64_t *a, int32_t nb, const int64_t *b,
+                                  int32_t *out_ndim, int64_t *out_shape);
+
+/* ---- random numbers: a counter-based Philox4x32-10 generator ---- */
+typedef struct dama_rng { uint64_t seed; uint64_t offset; } dama_rng;
+/* The global generator used when rng == NULL. */
+dama_rng *dama_default_rng(void);
+void dama_manual_seed(uint64_t seed);
+/* Philox4x32-10 block for (key, counter): 4 uint32 outputs. Shared by CPU and CUDA code. */
+void dama_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]);
+/* Fill t (any float dtype, contiguous or not) with U[lo, hi) / N(mean, std) / integers in [lo, hi). */
+dama_status dama_uniform_(dama_tensor *t, double lo, double hi, dama_rng *rng);
+dama_status dama_normal_(dama_tensor *t, double mean, double std, dama_rng *rng);
+dama_status dama_randint_(dama_tensor *t, int64_t lo, int64_t hi, dama_rng *rng);
+dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_rng *rng);
+
+/* ---- threads ---- */
+void dama_set_num_threads(int n);
+int dama_get_num_threads(void);
