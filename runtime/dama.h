@@ -9,7 +9,7 @@
  *   dama_tensor_release(x); dama_tensor_release(y);
  *
  * Every call returns a dama_status and never aborts; the message of the last failure is in
- * dama_last_error(). The declarations live in runtime/api/*.h, which contain no preprocessor lines so
+ * dama_last_error(). The declarations live in the runtime/api/ fragments, which contain no preprocessor lines so
  * that the Lua binding can hand them to LuaJIT's ffi.cdef unchanged (see lua/dama/ffi.lua).
  */
 #ifndef DAMA_H
@@ -27,7 +27,7 @@ extern "C" {
 
 #include "api/core.h"
 #include "api/ops.h"
-#include "dama_api_extra.h" /* generated: every other runtime/api/*.h */
+#include "dama_api_extra.h" /* generated: every other fragment in runtime/api/ */
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@ static inline bool dama_wrap_dim(int32_t *dim, int32_t ndim) {
 /* Allocation through the tracked allocator: honours the memory limit, counts bytes, 64-byte aligned. */
 void *dama_alloc_bytes(int64_t nbytes);
 void dama_free_bytes(void *p, int64_t nbytes);
+/* Count live tensor headers (+1 on create, -1 on destroy). */
+void dama_memory_count_tensor(int delta);
 
 /* A new tensor header over existing storage (storage is retained). */
 dama_status dama_tensor_view_of(dama_tensor **out, dama_storage *st, int64_t offset, int32_t ndim,

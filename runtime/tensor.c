@@ -1,0 +1,592 @@
+/* Tensors: refcounted storage, views (shape/strides/offset), creation, reshaping, copies. */
+#include "dama_internal.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- storage and headers ---- */
+
+static void storage_release(dama_storage *st) {
+  if (!st) return;
+  if (atomic_fetch_sub((_Atomic int64_t *)&st->refcount, 1) != 1) return;
+  if (st->owns_data) dama_free_bytes(st->data, st->nbytes);
+  else if (st->release_fn) st->release_fn(st->keepalive);
+  free(st);
+}
+
+static dama_status storage_new(dama_storage **out, int64_t nbytes, const char *op) {
+  dama_storage *st = calloc(1, sizeof *st);
+  if (!st) return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating a tensor header", op);
+  st->data = dama_alloc_bytes(nbytes);
+  if (!st->data) {
+    free(st);
+    return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes", op, (long long)nbytes);
+  }
+  st->nbytes = nbytes;
+  st->refcount = 1;
+  st->device = dama_cpu();
+  st->owns_data = 1;
+  *out = st;
+  return DAMA_OK;
+}
+
+void dama_tensor_retain(dama_tensor *t) {
+  if (t) atomic_fetch_add((_Atomic int64_t *)&t->refcount, 1);
+}
+
+void dama_tensor_release(dama_tensor *t) {
+  if (!t) return;
+  if (atomic_fetch_sub((_Atomic int64_t *)&t->refcount, 1) != 1) return;
+  storage_release(t->storage);
+  dama_memory_count_tensor(-1);
+  free(t);
+}
+
+void dama_contiguous_strides(int32_t ndim, const int64_t *shape, int64_t *strides) {
+  int64_t s = 1;
+  for (int32_t i = ndim - 1; i >= 0; i--) { strides[i] = s; s *= shape[i] > 0 ? shape[i] : 1; }
+}
+
+static dama_status check_shape(const char *op, int32_t ndim, const int64_t *shape, int64_t *numel) {
+  if (ndim < 0 || ndim > DAMA_MAX_DIMS)
+    return dama_error(DAMA_ERR_SHAPE, "%s: expected 0 to %d dims, got %d", op, DAMA_MAX_DIMS, ndim);
+  int64_t n = 1;
+  for (int32_t i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return dama_error(DAMA_ERR_SHAPE, "%s: size of dim %d must be >= 0, got %lld", op, i, (long long)shape[i]);
+    if (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])
+      return dama_error(DAMA_ERR_SHAPE, "%s: tensor too large", op);
+    n *= shape[i];
+  }
+  *numel = n;
+  return DAMA_OK;
+}
+
+dama_status dama_tensor_view_of(dama_tensor **out, dama_storage *st, int64_t offset, int32_t ndim,
+                                const int64_t *shape, const int64_t *strides, dama_dtype dtype) {
+  *out = NULL;
+  dama_tensor *t = calloc(1, sizeof *t);
+  if (!t) return dama_error(DAMA_ERR_OOM, "tensor: out of memory allocating a tensor header");
+  atomic_fetch_add((_Atomic int64_t *)&st->refcount, 1);
+  t->storage = st;
+  t->offset = offset;
+  t->ndim = ndim;
+  t->dtype = dtype;
+  for (int32_t i = 0; i < ndim; i++) { t->shape[i] = shape[i]; t->strides[i] = strides[i]; }
+  t->refcount = 1;
+  dama_memory_count_tensor(1);
+  *out = t;
+  return DAMA_OK;
+}
+
+static dama_status new_contiguous(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape,
+                                  dama_dtype dtype) {
+  *out = NULL;
+  if ((unsigned)dtype >= DAMA_NUM_DTYPES)
+    return dama_error(DAMA_ERR_DTYPE, "%s: invalid dtype %d", op, (int)dtype);
+  int64_t n = 0;
+  DAMA_TRY(check_shape(op, ndim, shape, &n));
+  dama_storage *st = NULL;
+  DAMA_TRY(storage_new(&st, n * dama_dtype_size(dtype), op));
+  int64_t strides[DAMA_MAX_DIMS];
+  dama_contiguous_strides(ndim, shape, strides);
+  dama_status s = dama_tensor_view_of(out, st, 0, ndim, shape, strides, dtype);
+  storage_release(st);
+  return s;
+}
+
+static dama_status check_device(const char *op, dama_device dev) {
+  if (dev.type != DAMA_CPU)
+    return dama_error(DAMA_ERR_DEVICE, "%s: device cuda:%d is not available (this build has no CUDA backend)",
+                      op, dev.index);
+  return DAMA_OK;
+}
+
+/* ---- creation ---- */
+
+dama_status dama_empty(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev) {
+  *out = NULL;
+  DAMA_TRY(check_device("empty", dev));
+  return new_contiguous(out, "empty", ndim, shape, dtype);
+}
+
+dama_status dama_zeros(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev) {
+  *out = NULL;
+  DAMA_TRY(check_device("zeros", dev));
+  DAMA_TRY(new_contiguous(out, "zeros", ndim, shape, dtype));
+  memset((*out)->storage->data, 0, (size_t)(*out)->storage->nbytes);
+  return DAMA_OK;
+}
+
+static void fill_contiguous(void *data, int64_t n, dama_dtype t, double v) {
+  if (t == DAMA_F32) { float f = (float)v, *p = data; for (int64_t i = 0; i < n; i++) p[i] = f; return; }
+  if (n == 0) return;
+  dama_store_f64(data, 0, t, v);
+  int sz = dama_dtype_size(t);
+  for (int64_t i = 1; i < n; i++) memcpy((char *)data + i * sz, data, (size_t)sz);
+}
+
+dama_status dama_full(dama_tensor **out, int32_t ndim, const int64_t *shape, double value, dama_dtype dtype,
+                      dama_device dev) {
+  *out = NULL;
+  DAMA_TRY(check_device("full", dev));
+  DAMA_TRY(new_contiguous(out, "full", ndim, shape, dtype));
+  fill_contiguous((*out)->storage->data, dama_numel(*out), dtype, value);
+  return DAMA_OK;
+}
+
+dama_status dama_from_buffer(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                             const void *src, dama_dtype src_dtype) {
+  *out = NULL;
+  if ((unsigned)src_dtype >= DAMA_NUM_DTYPES)
+    return dama_error(DAMA_ERR_DTYPE, "from_buffer: invalid source dtype %d", (int)src_dtype);
+  DAMA_TRY(new_contiguous(out, "from_buffer", ndim, shape, dtype));
+  int64_t n = dama_numel(*out);
+  void *dst = (*out)->storage->data;
+  if (n > 0 && !src) {
+    dama_tensor_release(*out); *out = NULL;
+    return dama_error(DAMA_ERR_ARG, "from_buffer: source pointer is NULL");
+  }
+  if (dtype == src_dtype) memcpy(dst, src, (size_t)(n * dama_dtype_size(dtype)));
+  else for (int64_t i = 0; i < n; i++) dama_store_f64(dst, i, dtype, dama_load_f64(src, i, src_dtype));
+  return DAMA_OK;
+}
+
+dama_status dama_from_blob(dama_tensor **out, int32_t ndim, const int64_t *shape, const int64_t *strides,
+                           dama_dtype dtype, void *data, void *keepalive, void (*release_fn)(void *)) {
+  *out = NULL;
+  int64_t n = 0;
+  DAMA_TRY(check_shape("from_blob", ndim, shape, &n));
+  if ((unsigned)dtype >= DAMA_NUM_DTYPES) return dama_error(DAMA_ERR_DTYPE, "from_blob: invalid dtype %d", (int)dtype);
+  dama_storage *st = calloc(1, sizeof *st);
+  if (!st) return dama_error(DAMA_ERR_OOM, "from_blob: out of memory");
+  st->data = data;
+  st->nbytes = n * dama_dtype_size(dtype);
+  st->refcount = 1;
+  st->device = dama_cpu();
+  st->keepalive = keepalive;
+  st->release_fn = release_fn;
+  int64_t cs[DAMA_MAX_DIMS];
+  if (!strides) { dama_contiguous_strides(ndim, shape, cs); strides = cs; }
+  dama_status s = dama_tensor_view_of(out, st, 0, ndim, shape, strides, dtype);
+  storage_release(st);
+  return s;
+}
+
+dama_status dama_arange(dama_tensor **out, double start, double end, double step, dama_dtype dtype) {
+  *out = NULL;
+  if (step == 0 || !isfinite(step) || !isfinite(start) || !isfinite(end))
+    return dama_error(DAMA_ERR_ARG, "arange: expected finite start/end and a nonzero step, got (%g, %g, %g)",
+                      start, end, step);
+  if ((step > 0 && end < start) || (step < 0 && end > start))
+    return dama_error(DAMA_ERR_ARG, "arange: step %g goes away from end (start %g, end %g)", step, start, end);
+  int64_t n = (int64_t)ceil((end - start) / step);
+  if (n < 0) n = 0;
+  DAMA_TRY(new_contiguous(out, "arange", 1, &n, dtype));
+  for (int64_t i = 0; i < n; i++) dama_store_f64((*out)->storage->data, i, dtype, start + (double)i * step);
+  return DAMA_OK;
+}
+
+dama_status dama_linspace(dama_tensor **out, double start, double end, int64_t steps, dama_dtype dtype) {
+  *out = NULL;
+  if (steps < 0) return dama_error(DAMA_ERR_ARG, "linspace: steps must be >= 0, got %lld", (long long)steps);
+  DAMA_TRY(new_contiguous(out, "linspace", 1, &steps, dtype));
+  double d = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
+  /* Like torch: the second half counts back from `end` so the last value is exactly `end`. */
+  for (int64_t i = 0; i < steps; i++) {
+    double v = i < steps / 2 ? start + d * (double)i : end - d * (double)(steps - 1 - i);
+    dama_store_f64((*out)->storage->data, i, dtype, v);
+  }
+  return DAMA_OK;
+}
+
+/* ---- queries ---- */
+
+int64_t dama_numel(const dama_tensor *t) {
+  int64_t n = 1;
+  for (int32_t i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+
+int dama_is_contiguous(const dama_tensor *t) {
+  int64_t s = 1;
+  for (int32_t i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->strides[i] != s) return 0;
+    s *= t->shape[i];
+  }
+  return 1;
+}
+
+void *dama_data_ptr(const dama_tensor *t) {
+  return (char *)t->storage->data + t->offset * dama_dtype_size(t->dtype);
+}
+
+const char *dama_shape_str(const dama_tensor *t, char *buf, int64_t buflen) {
+  int64_t pos = 0;
+  if (buflen <= 0) return buf;
+  buf[0] = '\0';
+  pos += snprintf(buf + pos, (size_t)(buflen - pos), "[");
+  for (int32_t i = 0; i < t->ndim && pos < buflen; i++)
+    pos += snprintf(buf + pos, (size_t)(buflen - pos), i ? ", %lld" : "%lld", (long long)t->shape[i]);
+  if (pos < buflen) snprintf(buf + pos, (size_t)(buflen - pos), "]");
+  return buf;
+}
+
+static dama_status element_offset(const char *op, const dama_tensor *t, const int64_t *index, int64_t *off) {
+  int64_t o = t->offset;
+  for (int32_t i = 0; i < t->ndim; i++) {
+    int64_t k = index[i] < 0 ? index[i] + t->shape[i] : index[i];
+    if (k < 0 || k >= t->shape[i])
+      return dama_error(DAMA_ERR_INDEX, "%s: index %lld is out of range for dim %d of size %lld", op,
+                        (long long)index[i], i, (long long)t->shape[i]);
+    o += k * t->strides[i];
+  }
+  *off = o;
+  return DAMA_OK;
+}
+
+dama_status dama_get(const dama_tensor *t, const int64_t *index, double *value) {
+  int64_t o = 0;
+  DAMA_TRY(element_offset("get", t, index, &o));
+  *value = dama_load_f64(t->storage->data, o, (dama_dtype)t->dtype);
+  return DAMA_OK;
+}
+
+dama_status dama_set(dama_tensor *t, const int64_t *index, double value) {
+  int64_t o = 0;
+  DAMA_TRY(element_offset("set", t, index, &o));
+  dama_store_f64(t->storage->data, o, (dama_dtype)t->dtype, value);
+  return DAMA_OK;
+}
+
+/* ---- views ---- */
+
+static dama_status derived(dama_tensor **out, const dama_tensor *t, int64_t offset, int32_t ndim,
+                           const int64_t *shape, const int64_t *strides) {
+  return dama_tensor_view_of(out, t->storage, offset, ndim, shape, strides, (dama_dtype)t->dtype);
+}
+
+/* Resolve a -1 entry and check that the element count matches. */
+static dama_status infer_shape(const char *op, const dama_tensor *t, int32_t ndim, const int64_t *shape,
+                               int64_t *resolved) {
+  char a[160], b[160];
+  if (ndim < 0 || ndim > DAMA_MAX_DIMS)
+    return dama_error(DAMA_ERR_SHAPE, "%s: expected 0 to %d dims, got %d", op, DAMA_MAX_DIMS, ndim);
+  int64_t n = dama_numel(t), known = 1;
+  int32_t infer = -1;
+  for (int32_t i = 0; i < ndim; i++) {
+    resolved[i] = shape[i];
+    if (shape[i] == -1) {
+      if (infer >= 0) return dama_error(DAMA_ERR_SHAPE, "%s: only one dim can be -1", op);
+      infer = i;
+    } else if (shape[i] < 0) {
+      return dama_error(DAMA_ERR_SHAPE, "%s: invalid size %lld in dim %d", op, (long long)shape[i], i);
+    } else known *= shape[i];
+  }
+  if (infer >= 0) {
+    if (known == 0 || n % known != 0) goto mismatch;
+    resolved[infer] = n / known;
+  } else if (known != n) goto mismatch;
+  return DAMA_OK;
+mismatch : {
+  dama_tensor tmp = *t;
+  dama_shape_str(&tmp, a, sizeof a);
+  int64_t p = 0;
+  p += snprintf(b + p, sizeof b - (size_t)p, "[");
+  for (int32_t i = 0; i < ndim && p < (int64_t)sizeof b; i++)
+    p += snprintf(b + p, sizeof b - (size_t)p, i ? ", %lld" : "%lld", (long long)shape[i]);
+  if (p < (int64_t)sizeof b) snprintf(b + p, sizeof b - (size_t)p, "]");
+  return dama_error(DAMA_ERR_SHAPE, "%s: shape %s is invalid for a tensor of shape %s (%lld elements)", op, b, a,
+                    (long long)n);
+}
+}
+
+/* Strides for viewing t as `shape` without a copy, or false: dims are grouped into chunks that are
+ * contiguous among themselves; each chunk must map onto whole dims of the new shape. */
+static bool view_strides(const dama_tensor *t, int32_t ndim, const int64_t *shape, int64_t *strides) {
+  if (dama_numel(t) == 0 || t->ndim == 0) { dama_contiguous_strides(ndim, shape, strides); return true; }
+  int32_t vd = ndim - 1;
+  int64_t base = t->strides[t->ndim - 1], tensor_numel = 1, view_numel = 1;
+  for (int32_t td = t->ndim - 1; td >= 0; td--) {
+    tensor_numel *= t->shape[td];
+    if (td == 0 || (t->shape[td - 1] != 1 && t->strides[td - 1] != tensor_numel * base)) {
+      while (vd >= 0 && (view_numel < tensor_numel || shape[vd] == 1)) {
+        strides[vd] = view_numel * base;
+        view_numel *= shape[vd];
+        vd--;
+      }
+      if (view_numel != tensor_numel) return false;
+      if (td > 0) { base = t->strides[td - 1]; tensor_numel = 1; view_numel = 1; }
+    }
+  }
+  return vd == -1;
+}
+
+dama_status dama_view(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape) {
+  *out = NULL;
+  int64_t rs[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  DAMA_TRY(infer_shape("view", t, ndim, shape, rs));
+  if (!view_strides(t, ndim, rs, st))
+    return dama_error(DAMA_ERR_SHAPE, "view: the tensor's strides are incompatible with the new shape; "
+                                      "use reshape (which copies) or contiguous() first");
+  return derived(out, t, t->offset, ndim, rs, st);
+}
+
+dama_status dama_reshape(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape) {
+  *out = NULL;
+  int64_t rs[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  DAMA_TRY(infer_shape("reshape", t, ndim, shape, rs));
+  if (view_strides(t, ndim, rs, st)) return derived(out, t, t->offset, ndim, rs, st);
+  dama_tensor *c;
+  DAMA_TRY(dama_clone(&c, t));
+  dama_contiguous_strides(ndim, rs, st);
+  dama_status s = derived(out, c, 0, ndim, rs, st);
+  dama_tensor_release(c);
+  return s;
+}
+
+#define WRAP_DIM(op, d, nd)                                                                         \
+  do { int32_t d0_ = (d);                                                                           \
+    if (!dama_wrap_dim(&(d), (nd)))                                                                 \
+      return dama_error(DAMA_ERR_INDEX, "%s: dim %d is out of range for a tensor with %d dims", op, \
+                        d0_, (int)(nd)); } while (0)
+
+dama_status dama_transpose(dama_tensor **out, const dama_tensor *t, int32_t d0, int32_t d1) {
+  *out = NULL;
+  if (t->ndim == 0) return derived(out, t, t->offset, 0, t->shape, t->strides);
+  WRAP_DIM("transpose", d0, t->ndim);
+  WRAP_DIM("transpose", d1, t->ndim);
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  memcpy(sh, t->shape, sizeof sh); memcpy(st, t->strides, sizeof st);
+  sh[d0] = t->shape[d1]; sh[d1] = t->shape[d0];
+  st[d0] = t->strides[d1]; st[d1] = t->strides[d0];
+  return derived(out, t, t->offset, t->ndim, sh, st);
+}
+
+dama_status dama_permute(dama_tensor **out, const dama_tensor *t, const int32_t *dims) {
+  *out = NULL;
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  int seen[DAMA_MAX_DIMS] = {0};
+  for (int32_t i = 0; i < t->ndim; i++) {
+    int32_t d = dims[i];
+    WRAP_DIM("permute", d, t->ndim);
+    if (seen[d]) return dama_error(DAMA_ERR_ARG, "permute: dim %d appears twice", dims[i]);
+    seen[d] = 1;
+    sh[i] = t->shape[d]; st[i] = t->strides[d];
+  }
+  return derived(out, t, t->offset, t->ndim, sh, st);
+}
+
+dama_status dama_slice(dama_tensor **out, const dama_tensor *t, int32_t dim, int64_t start, int64_t end, int64_t step) {
+  *out = NULL;
+  WRAP_DIM("slice", dim, t->ndim);
+  if (t->ndim == 0) return dama_error(DAMA_ERR_INDEX, "slice: cannot slice a 0-dim tensor");
+  if (step <= 0) return dama_error(DAMA_ERR_ARG, "slice: step must be positive, got %lld", (long long)step);
+  int64_t n = t->shape[dim];
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  if (start < 0) start = 0;
+  if (end > n) end = n;
+  if (start > n) start = n;
+  int64_t len = end > start ? (end - start + step - 1) / step : 0;
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  memcpy(sh, t->shape, sizeof sh); memcpy(st, t->strides, sizeof st);
+  sh[dim] = len; st[dim] = t->strides[dim] * step;
+  return derived(out, t, t->offset + start * t->strides[dim], t->ndim, sh, st);
+}
+
+dama_status dama_narrow(dama_tensor **out, const dama_tensor *t, int32_t dim, int64_t start, int64_t length) {
+  *out = NULL;
+  WRAP_DIM("narrow", dim, t->ndim);
+  if (t->ndim == 0) return dama_error(DAMA_ERR_INDEX, "narrow: cannot narrow a 0-dim tensor");
+  int64_t n = t->shape[dim];
+  if (start < 0) start += n;
+  if (start < 0 || length < 0 || start + length > n)
+    return dama_error(DAMA_ERR_INDEX, "narrow: range [%lld, %lld) is out of bounds for dim %d of size %lld",
+                      (long long)start, (long long)(start + length), dim, (long long)n);
+  return dama_slice(out, t, dim, start, start + length, 1);
+}
+
+dama_status dama_select(dama_tensor **out, const dama_tensor *t, int32_t dim, int64_t index) {
+  *out = NULL;
+  if (t->ndim == 0) return dama_error(DAMA_ERR_INDEX, "select: cannot index a 0-dim tensor");
+  WRAP_DIM("select", dim, t->ndim);
+  int64_t n = t->shape[dim];
+  int64_t k = index < 0 ? index + n : index;
+  if (k < 0 || k >= n)
+    return dama_error(DAMA_ERR_INDEX, "select: index %lld is out of range for dim %d of size %lld",
+                      (long long)index, dim, (long long)n);
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  int32_t j = 0;
+  for (int32_t i = 0; i < t->ndim; i++)
+    if (i != dim) { sh[j] = t->shape[i]; st[j] = t->strides[i]; j++; }
+  return derived(out, t, t->offset + k * t->strides[dim], t->ndim - 1, sh, st);
+}
+
+dama_status dama_squeeze(dama_tensor **out, const dama_tensor *t, int32_t dim) {
+  *out = NULL;
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  int32_t j = 0;
+  if (dim != -100) {
+    if (t->ndim == 0) return derived(out, t, t->offset, 0, sh, st);
+    WRAP_DIM("squeeze", dim, t->ndim);
+  }
+  for (int32_t i = 0; i < t->ndim; i++) {
+    bool drop = t->shape[i] == 1 && (dim == -100 || dim == i);
+    if (!drop) { sh[j] = t->shape[i]; st[j] = t->strides[i]; j++; }
+  }
+  return derived(out, t, t->offset, j, sh, st);
+}
+
+dama_status dama_unsqueeze(dama_tensor **out, const dama_tensor *t, int32_t dim) {
+  *out = NULL;
+  if (t->ndim >= DAMA_MAX_DIMS)
+    return dama_error(DAMA_ERR_SHAPE, "unsqueeze: a tensor can have at most %d dims", DAMA_MAX_DIMS);
+  WRAP_DIM("unsqueeze", dim, t->ndim + 1);
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  int32_t j = 0;
+  for (int32_t i = 0; i <= t->ndim; i++) {
+    if (i == dim) {
+      sh[i] = 1;
+      st[i] = j < t->ndim ? t->strides[j] * t->shape[j] : 1;
+    } else { sh[i] = t->shape[j]; st[i] = t->strides[j]; j++; }
+  }
+  return derived(out, t, t->offset, t->ndim + 1, sh, st);
+}
+
+static void shape_to_str(int32_t n, const int64_t *s, char *buf, size_t len) {
+  size_t p = 0;
+  p += (size_t)snprintf(buf + p, len - p, "[");
+  for (int32_t i = 0; i < n && p < len; i++) p += (size_t)snprintf(buf + p, len - p, i ? ", %lld" : "%lld", (long long)s[i]);
+  if (p < len) snprintf(buf + p, len - p, "]");
+}
+
+dama_status dama_expand(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape) {
+  *out = NULL;
+  char a[160], b[160];
+  if (ndim < t->ndim || ndim > DAMA_MAX_DIMS) {
+    dama_shape_str(t, a, sizeof a); shape_to_str(ndim, shape, b, sizeof b);
+    return dama_error(DAMA_ERR_SHAPE, "expand: cannot expand shape %s to %s", a, b);
+  }
+  int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
+  int32_t lead = ndim - t->ndim;
+  for (int32_t i = 0; i < ndim; i++) {
+    int64_t want = shape[i];
+    if (i < lead) {
+      if (want < 0) goto bad;
+      sh[i] = want; st[i] = 0;
+    } else {
+      int64_t have = t->shape[i - lead];
+      if (want == -1 || want == have) { sh[i] = have; st[i] = t->strides[i - lead]; }
+      else if (have == 1 && want >= 0) { sh[i] = want; st[i] = 0; }
+      else goto bad;
+    }
+  }
+  return derived(out, t, t->offset, ndim, sh, st);
+bad:
+  dama_shape_str(t, a, sizeof a); shape_to_str(ndim, shape, b, sizeof b);
+  return dama_error(DAMA_ERR_SHAPE, "expand: cannot expand shape %s to %s", a, b);
+}
+
+dama_status dama_broadcast_shapes(int32_t na, const int64_t *a, int32_t nb, const int64_t *b, int32_t *out_ndim,
+                                  int64_t *out_shape) {
+  int32_t n = na > nb ? na : nb;
+  for (int32_t i = 0; i < n; i++) {
+    int64_t x = i < n - na ? 1 : a[i - (n - na)];
+    int64_t y = i < n - nb ? 1 : b[i - (n - nb)];
+    if (x != y && x != 1 && y != 1) {
+      char sa[160], sb[160];
+      shape_to_str(na, a, sa, sizeof sa); shape_to_str(nb, b, sb, sizeof sb);
+      return dama_error(DAMA_ERR_SHAPE, "shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)", sa, sb, i,
+                        (long long)x, (long long)y);
+    }
+    out_shape[i] = x == 1 ? y : x;
+  }
+  *out_ndim = n;
+  return DAMA_OK;
+}
+
+/* ---- copies ---- */
+
+/* Copy with src already broadcast to dst's shape (same ndim, stride 0 where expanded). */
+static void copy_strided(dama_tensor *dst, const dama_tensor *src) {
+  int32_t nd = dst->ndim;
+  dama_dtype dt = (dama_dtype)dst->dtype, stt = (dama_dtype)src->dtype;
+  char *dbase = dst->storage->data, *sbase = src->storage->data;
+  int64_t n = dama_numel(dst);
+  if (n == 0) return;
+  int dsz = dama_dtype_size(dt), ssz = dama_dtype_size(stt);
+  if (dt == stt && dama_is_contiguous(dst) && dama_is_contiguous(src) && dama_numel(src) == n) {
+    memcpy(dbase + dst->offset * dsz, sbase + src->offset * ssz, (size_t)(n * dsz));
+    return;
+  }
+  /* Iterate over all but the innermost dim; the inner loop handles common dtype pairs directly. */
+  int64_t inner = nd ? dst->shape[nd - 1] : 1;
+  int64_t dis = nd ? dst->strides[nd - 1] : 1, sis = nd ? src->strides[nd - 1] : 1;
+  int64_t outer = n / inner;
+  int64_t idx[DAMA_MAX_DIMS] = {0};
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t doff = dst->offset, soff = src->offset;
+    for (int32_t i = 0; i < nd - 1; i++) { doff += idx[i] * dst->strides[i]; soff += idx[i] * src->strides[i]; }
+    if (dt == stt) {
+      if (dsz == 4) {
+        uint32_t *d = (uint32_t *)dbase + doff; const uint32_t *s = (const uint32_t *)sbase + soff;
+        for (int64_t k = 0; k < inner; k++) d[k * dis] = s[k * sis];
+      } else {
+        for (int64_t k = 0; k < inner; k++)
+          memcpy(dbase + (doff + k * dis) * dsz, sbase + (soff + k * sis) * ssz, (size_t)dsz);
+      }
+    } else if (dt == DAMA_F32 && stt == DAMA_U16) {
+      float *d = (float *)dbase + doff; const uint16_t *s = (const uint16_t *)sbase + soff;
+      for (int64_t k = 0; k < inner; k++) d[k * dis] = (float)s[k * sis];
+    } else if (dt == DAMA_F32 && stt == DAMA_U8) {
+      float *d = (float *)dbase + doff; const uint8_t *s = (const uint8_t *)sbase + soff;
+      for (int64_t k = 0; k < inner; k++) d[k * dis] = (float)s[k * sis];
+    } else if (dt == DAMA_F32 && stt == DAMA_F64) {
+      float *d = (float *)dbase + doff; const double *s = (const double *)sbase + soff;
+      for (int64_t k = 0; k < inner; k++) d[k * dis] = (float)s[k * sis];
+    } else {
+      for (int64_t k = 0; k < inner; k++)
+        dama_store_f64(dbase, doff + k * dis, dt, dama_load_f64(sbase, soff + k * sis, stt));
+    }
+    for (int32_t i = nd - 2; i >= 0; i--) {
+      if (++idx[i] < dst->shape[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+dama_status dama_copy_(dama_tensor *dst, const dama_tensor *src) {
+  dama_tensor *b = NULL;
+  dama_status s = dama_expand(&b, src, dst->ndim, dst->shape);
+  if (s != DAMA_OK) {
+    char a[160], c[160];
+    dama_shape_str(src, a, sizeof a); dama_shape_str(dst, c, sizeof c);
+    return dama_error(DAMA_ERR_SHAPE, "copy: source of shape %s cannot be broadcast to destination shape %s", a, c);
+  }
+  copy_strided(dst, b);
+  dama_tensor_release(b);
+  return DAMA_OK;
+}
+
+dama_status dama_clone(dama_tensor **out, const dama_tensor *t) {
+  *out = NULL;
+  DAMA_TRY(new_contiguous(out, "clone", t->ndim, t->shape, (dama_dtype)t->dtype));
+  copy_strided(*out, t);
+  return DAMA_OK;
+}
+
+dama_status dama_contiguous(dama_tensor **out, const dama_tensor *t) {
+  *out = NULL;
+  if (dama_is_contiguous(t)) { dama_tensor_retain((dama_tensor *)t); *out = (dama_tensor *)t; return DAMA_OK; }
+  return dama_clone(out, t);
+}
+
+dama_status dama_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype) {
+  *out = NULL;
+  if ((unsigned)dtype >= DAMA_NUM_DTYPES) return dama_error(DAMA_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);
+  DAMA_TRY(new_contiguous(out, "to", t->ndim, t->shape, dtype));
+  copy_strided(*out, t);
+  return DAMA_OK;
+}

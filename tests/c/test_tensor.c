@@ -1,0 +1,138 @@
+/* Tensor core: creation, views, copies, dtype conversion, RNG, errors. */
+#include "dama_test.h"
+#include <string.h>
+
+static const dama_device CPU = {DAMA_CPU, 0};
+
+DAMA_TEST(arange_view_transpose_copy) {
+  dama_tensor *a = NULL, *v = NULL, *t = NULL, *c = NULL;
+  CHECK_OK(dama_arange(&a, 0, 6, 1, DAMA_F32));
+  int64_t shape[2] = {2, 3};
+  CHECK_OK(dama_view(&v, a, 2, shape));
+  CHECK_OK(dama_transpose(&t, v, 0, 1));
+  CHECK(!dama_is_contiguous(t));
+  CHECK_OK(dama_contiguous(&c, t));
+  const float *p = dama_data_ptr(c);
+  float want[6] = {0, 3, 1, 4, 2, 5};
+  for (int i = 0; i < 6; i++) CHECK_CLOSE(p[i], want[i], 0);
+  /* a view of a non-contiguous tensor that cannot be expressed without a copy */
+  int64_t flat = 6;
+  dama_tensor *bad = NULL;
+  CHECK_STATUS(dama_view(&bad, t, 1, &flat), DAMA_ERR_SHAPE);
+  CHECK(strstr(dama_last_error(), "reshape") != NULL);
+  dama_tensor *r = NULL;
+  CHECK_OK(dama_reshape(&r, t, 1, &flat));
+  double x;
+  CHECK_OK(dama_get(r, (int64_t[]){1}, &x));
+  CHECK_CLOSE(x, 3, 0);
+  dama_tensor_release(a); dama_tensor_release(v); dama_tensor_release(t);
+  dama_tensor_release(c); dama_tensor_release(r);
+}
+
+DAMA_TEST(views_share_storage) {
+  dama_tensor *z = NULL, *s = NULL, *n = NULL;
+  int64_t shape[2] = {4, 5};
+  CHECK_OK(dama_zeros(&z, 2, shape, DAMA_F64, CPU));
+  CHECK_OK(dama_select(&s, z, 0, -1));
+  CHECK_OK(dama_narrow(&n, s, 0, 1, 2));
+  CHECK_OK(dama_set(n, (int64_t[]){1}, 7.5));
+  double v;
+  CHECK_OK(dama_get(z, (int64_t[]){3, 2}, &v));
+  CHECK_CLOSE(v, 7.5, 0);
+  CHECK_STATUS(dama_get(z, (int64_t[]){4, 0}, &v), DAMA_ERR_INDEX);
+  CHECK(strstr(dama_last_error(), "size 4") != NULL);
+  dama_tensor_release(z); dama_tensor_release(s); dama_tensor_release(n);
+}
+
+DAMA_TEST(expand_and_broadcast_copy) {
+  dama_tensor *row = NULL, *e = NULL, *dst = NULL;
+  CHECK_OK(dama_arange(&row, 1, 4, 1, DAMA_I64));
+  CHECK_OK(dama_expand(&e, row, 2, (int64_t[]){2, -1}));
+  CHECK(e->strides[0] == 0);
+  CHECK_OK(dama_empty(&dst, 2, (int64_t[]){2, 3}, DAMA_F32, CPU));
+  CHECK_OK(dama_copy_(dst, row));
+  const float *p = dama_data_ptr(dst);
+  CHECK_CLOSE(p[3], 1, 0); CHECK_CLOSE(p[5], 3, 0);
+  dama_tensor *bad = NULL;
+  CHECK_STATUS(dama_expand(&bad, row, 1, (int64_t[]){4}), DAMA_ERR_SHAPE);
+  CHECK(strstr(dama_last_error(), "[3]") && strstr(dama_last_error(), "[4]"));
+  dama_tensor_release(row); dama_tensor_release(e); dama_tensor_release(dst);
+}
+
+DAMA_TEST(broadcast_shapes_message_names_both) {
+  int64_t out[8]; int32_t nd;
+  CHECK_STATUS(dama_broadcast_shapes(1, (int64_t[]){2}, 1, (int64_t[]){3}, &nd, out), DAMA_ERR_SHAPE);
+  CHECK(strstr(dama_last_error(), "[2]") && strstr(dama_last_error(), "[3]"));
+  CHECK_OK(dama_broadcast_shapes(2, (int64_t[]){4, 1}, 1, (int64_t[]){3}, &nd, out));
+  CHECK(nd == 2 && out[0] == 4 && out[1] == 3);
+}
+
+DAMA_TEST(dtype_round_trips) {
+  float vals[5] = {1.0f, -2.5f, 65504.0f, 3.0e-5f, 0.1f};
+  dama_tensor *f = NULL, *h = NULL, *b = NULL, *back = NULL;
+  CHECK_OK(dama_from_buffer(&f, 1, (int64_t[]){5}, DAMA_F32, vals, DAMA_F32));
+  CHECK_OK(dama_to_dtype(&h, f, DAMA_F16));
+  CHECK_OK(dama_to_dtype(&b, f, DAMA_BF16));
+  CHECK_OK(dama_to_dtype(&back, h, DAMA_F32));
+  const float *p = dama_data_ptr(back);
+  for (int i = 0; i < 5; i++) CHECK_CLOSE(p[i], vals[i], 1e-3);
+  CHECK(((const uint16_t *)dama_data_ptr(h))[0] == 0x3c00);
+  CHECK(((const uint16_t *)dama_data_ptr(h))[2] == 0x7bff);
+  CHECK(((const uint16_t *)dama_data_ptr(b))[0] == 0x3f80);
+  dama_tensor_release(f); dama_tensor_release(h); dama_tensor_release(b); dama_tensor_release(back);
+}
+
+DAMA_TEST(rng_is_reproducible_and_sane) {
+  dama_tensor *a = NULL, *b = NULL;
+  int64_t n = 100000;
+  CHECK_OK(dama_empty(&a, 1, &n, DAMA_F32, CPU));
+  CHECK_OK(dama_empty(&b, 1, &n, DAMA_F32, CPU));
+  dama_manual_seed(42); CHECK_OK(dama_normal_(a, 0, 1, NULL));
+  dama_manual_seed(42); CHECK_OK(dama_normal_(b, 0, 1, NULL));
+  const float *pa = dama_data_ptr(a), *pb = dama_data_ptr(b);
+  double mean = 0, var = 0;
+  for (int64_t i = 0; i < n; i++) { CHECK(pa[i] == pb[i]); mean += pa[i]; }
+  mean /= (double)n;
+  for (int64_t i = 0; i < n; i++) var += (pa[i] - mean) * (pa[i] - mean);
+  var /= (double)n;
+  CHECK_CLOSE(mean, 0, 0.02); CHECK_CLOSE(var, 1, 0.02);
+  CHECK_OK(dama_uniform_(a, 2, 3, NULL));
+  for (int64_t i = 0; i < n; i++) CHECK(pa[i] >= 2 && pa[i] < 3);
+  dama_tensor *p = NULL;
+  CHECK_OK(dama_randperm(&p, 1000, DAMA_I64, NULL));
+  char seen[1000] = {0};
+  const int64_t *pp = dama_data_ptr(p);
+  for (int i = 0; i < 1000; i++) { CHECK(pp[i] >= 0 && pp[i] < 1000 && !seen[pp[i]]); seen[pp[i]] = 1; }
+  dama_tensor_release(a); dama_tensor_release(b); dama_tensor_release(p);
+}
+
+DAMA_TEST(memory_limit_gives_oom_and_stats_track) {
+  int64_t before, peak, nt;
+  dama_memory_stats(&before, &peak, &nt);
+  dama_tensor *big = NULL;
+  dama_memory_set_limit(before + 1000);
+  int64_t n = 1 << 20;
+  CHECK_STATUS(dama_empty(&big, 1, &n, DAMA_F32, CPU), DAMA_ERR_OOM);
+  CHECK(strstr(dama_last_error(), "4194304 bytes") != NULL);
+  dama_memory_set_limit(0);
+  CHECK_OK(dama_empty(&big, 1, &n, DAMA_F32, CPU));
+  int64_t during;
+  dama_memory_stats(&during, &peak, &nt);
+  CHECK(during >= before + 4 * n);
+  dama_tensor_release(big);
+  int64_t after;
+  dama_memory_stats(&after, &peak, &nt);
+  CHECK(after == before);
+}
+
+DAMA_TEST(bad_inputs) {
+  dama_tensor *t = NULL;
+  CHECK_STATUS(dama_empty(&t, 1, (int64_t[]){-1}, DAMA_F32, CPU), DAMA_ERR_SHAPE);
+  CHECK_STATUS(dama_empty(&t, 1, (int64_t[]){2}, DAMA_F32, (dama_device){DAMA_CUDA, 0}), DAMA_ERR_DEVICE);
+  CHECK_STATUS(dama_arange(&t, 0, 1, 0, DAMA_F32), DAMA_ERR_ARG);
+  dama_dtype d;
+  CHECK_STATUS(dama_dtype_parse("f33", &d), DAMA_ERR_ARG);
+  CHECK_OK(dama_dtype_parse("bfloat16", &d));
+  CHECK(d == DAMA_BF16);
+  CHECK(t == NULL);
+}
