@@ -6,8 +6,9 @@ Layout of a .safetensors file:
                       plus an optional "__metadata__": {str: str}. Padded with spaces to a multiple of 8.
   bytes [8+N, ...)    raw little-endian tensor data, row-major (C order); offsets are relative to here.
 
-Tensors are written in alphabetical order of their names, each starting at an 8-byte aligned offset.
-Only numpy is needed (torch tensors are accepted and converted).
+Tensors are stored back to back with no gaps (the official reader rejects holes), ordered like the official
+writer: by element size descending, then by name; so every tensor starts at a multiple of its element size
+(the header is padded to 8). Only numpy is needed (torch tensors are accepted and converted).
 """
 import json
 import struct
@@ -37,14 +38,14 @@ def save(path, tensors, metadata=None):
     header = {}
     blobs = []
     offset = 0
-    for name in sorted(tensors):
-        a = _to_numpy(tensors[name])
+    arrays = {name: _to_numpy(t) for name, t in tensors.items()}
+    for name in sorted(arrays, key=lambda n: (-arrays[n].dtype.itemsize, n)):
+        a = arrays[name]
         raw = a.tobytes(order='C')
         header[name] = {'dtype': _NP_TO_ST[a.dtype], 'shape': list(a.shape),
                         'data_offsets': [offset, offset + len(raw)]}
-        pad = (-len(raw)) % 8
-        blobs.append(raw + b'\0' * pad)
-        offset += len(raw) + pad
+        blobs.append(raw)
+        offset += len(raw)
     if metadata:
         for k, v in metadata.items():
             if not isinstance(k, str) or not isinstance(v, str):
@@ -68,9 +69,17 @@ def load(path):
     base = 8 + n
     meta = header.pop('__metadata__', {}) or {}
     out = {}
-    for name, info in header.items():
+    end = 0
+    for name, info in sorted(header.items(), key=lambda kv: kv[1]['data_offsets']):
+        if info['data_offsets'][0] != end:
+            raise ValueError('safetensors_io: %s: tensor %r does not start where the previous one ends' % (path, name))
+        end = info['data_offsets'][1]
         dt = _ST_TO_NP[info['dtype']]
         b, e = info['data_offsets']
         a = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(info['shape'])
+        if a.nbytes != e - b:
+            raise ValueError('safetensors_io: %s: tensor %r size does not match its shape' % (path, name))
         out[name] = a.copy()
+    if base + end != len(data):
+        raise ValueError('safetensors_io: %s: data section has %d bytes, tensors cover %d' % (path, len(data) - base, end))
     return out, meta
