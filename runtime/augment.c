@@ -153,7 +153,7 @@ static dama_status resize_window(const char *op, float *out, float *out_raw, con
     char *mem = scratch(0, need);
     DAMA_CHECK(mem, DAMA_ERR_OOM, "%s: out of memory for resize tables", op);
     box_tab bx = {(int32_t *)mem, (int32_t *)mem + ow, (float *)mem + 2 * ow, 0};
-    box_tab by = {(int32_t *)mem + 2 * ow + ow * mx, (int32_t *)mem + 3 * ow + ow * mx,
+    box_tab by = {(int32_t *)mem + 2 * ow + ow * mx, (int32_t *)mem + 2 * ow + ow * mx + oh,
                   (float *)mem + 2 * ow + ow * mx + 2 * oh, 0};
     make_box(&bx, ww, ow);
     make_box(&by, wh, oh);
@@ -493,7 +493,7 @@ static dama_status tensor_common(dama_tensor **out, const dama_tensor *img, int 
   DAMA_CHECK(out, DAMA_ERR_ARG, "%s: out: expected non-NULL", op);
   *out = NULL;
   dama_tensor *keep = NULL, *res = NULL;
-  dama_hwc v;
+  dama_hwc v = {NULL, 0, 0, 0, 0, 0};
   DAMA_TRY(hwc_of_tensor(op, img, &keep, &v));
   int64_t shape[3] = {v.c, out_size, out_size};
   dama_status s = out_size > 0 ? dama_empty(&res, 3, shape, DAMA_F32, dama_cpu())
