@@ -1,0 +1,709 @@
+-- dama.Tensor: the Lua face of the C tensor (runtime/api/core.h, runtime/api/ops.h).
+--
+-- Conventions (PyTorch's): dims and indices start at 0, negative ones count from the end; index
+-- tensors returned by sort/argmax/topk hold 0-based i64 positions. Shapes are given as numbers
+-- (`dama.zeros(3, 4)`) or one table (`dama.zeros{3, 4}`), optionally followed by a dtype name
+-- ('f32', 'f64', 'bf16', 'f16', 'u8', 'u16', 'i32', 'i64') or an options table {dtype=..., device=...}.
+-- The default dtype is f32, also for tensors built from Lua tables of whole numbers.
+--
+-- A tensor is a Lua table {_c = <dama_tensor* cdata>} whose metatable is Tensor; the cdata carries a
+-- finaliser, so tensors die with the GC, or at once with t:free(). Fields such as `grad` live in the
+-- table (see dama.autograd).
+local dffi = require 'dama.ffi'
+local ffi, C = dffi.ffi, dffi.C
+local call, check = dffi.call, dffi.check
+
+local Tensor = {}
+Tensor.__name = 'dama.Tensor'
+
+local DTYPES = {[0] = 'f32', 'f64', 'bf16', 'f16', 'u8', 'u16', 'i32', 'i64'}
+local DTYPE_ID = {}
+for id, name in pairs(DTYPES) do DTYPE_ID[name] = id end
+local CTYPE = {[0] = 'float*', 'double*', 'uint16_t*', 'uint16_t*', 'uint8_t*', 'uint16_t*', 'int32_t*', 'int64_t*'}
+local CPU = ffi.new('dama_device', {0, 0})
+
+local outbox = ffi.new('dama_tensor*[1]')
+local outbox2 = ffi.new('dama_tensor*[1]')
+local shapebuf = ffi.new('int64_t[8]')
+local shapebuf2 = ffi.new('int64_t[8]')
+local dimbuf = ffi.new('int32_t[8]')
+local dblbox = ffi.new('double[1]')
+local i64box = ffi.new('int64_t[1]')
+
+local function wrap(ptr)
+  return setmetatable({_c = ffi.gc(ptr, C.dama_tensor_release)}, Tensor)
+end
+Tensor._wrap = wrap
+
+local function is_tensor(x) return getmetatable(x) == Tensor end
+Tensor.is_tensor = is_tensor
+
+local function cptr(t, argname)
+  if not is_tensor(t) then
+    error(string.format('%s: expected a dama tensor, got %s', argname or 'argument', type(t)), 3)
+  end
+  local c = t._c
+  if c == nil then error('tensor was freed (t:free() was called on it)', 3) end
+  return c
+end
+Tensor._cptr = cptr
+
+-- Wrap a C call that writes one new tensor into outbox.
+local function new1(f, ...)
+  outbox[0] = nil
+  call(f, outbox, ...)
+  return wrap(outbox[0])
+end
+
+local function parse_dtype(name, default)
+  if name == nil then return default end
+  if type(name) == 'number' then return name end
+  local id = DTYPE_ID[name]
+  if id then return id end
+  local box = ffi.new('int32_t[1]')
+  check(C.dama_dtype_parse(name, ffi.cast('dama_dtype*', box)))
+  return box[0]
+end
+Tensor._parse_dtype = parse_dtype
+
+local function parse_device(dev)
+  if dev == nil or dev == 'cpu' then return CPU end
+  if type(dev) == 'string' then
+    local idx = dev:match('^cuda:?(%d*)$')
+    if idx then return ffi.new('dama_device', {1, tonumber(idx) or 0}) end
+  end
+  error(string.format("device: expected 'cpu' or 'cuda[:N]', got %s", tostring(dev)), 3)
+end
+
+-- Parse (n1, n2, ..., [dtype|opts]) or ({n1, n2, ...}, [dtype|opts]) into ndim, shapebuf, dtype, device.
+local function parse_shape_args(op, ...)
+  local n = select('#', ...)
+  local last = n > 0 and select(n, ...) or nil
+  local dtype, device
+  if type(last) == 'string' then dtype = last; n = n - 1
+  elseif type(last) == 'table' and not is_tensor(last) and (last.dtype or last.device) and #last == 0 then
+    dtype, device = last.dtype, last.device; n = n - 1
+  end
+  local first = ...
+  local dims
+  if n == 1 and type(first) == 'table' then dims = first
+  else dims = {...}; for i = n + 1, #dims do dims[i] = nil end end
+  if #dims > 8 then error(op .. ': at most 8 dims, got ' .. #dims, 3) end
+  for i = 1, #dims do
+    local d = dims[i]
+    if type(d) ~= 'number' or d ~= math.floor(d) then
+      error(string.format('%s: size of dim %d must be a whole number, got %s', op, i - 1, tostring(d)), 3)
+    end
+    shapebuf[i - 1] = d
+  end
+  return #dims, shapebuf, parse_dtype(dtype, 0), parse_device(device)
+end
+
+-- ---------------------------------------------------------------- queries
+
+function Tensor.dim(t) return cptr(t).ndim end
+Tensor.ndimension = Tensor.dim
+function Tensor.numel(t) return tonumber(C.dama_numel(cptr(t))) end
+Tensor.nelement = Tensor.numel
+
+-- t:size() -> {3, 4}; t:size(d) -> the size of dim d (0-based, negative allowed)
+function Tensor.size(t, d)
+  local c = cptr(t)
+  if d ~= nil then
+    if d < 0 then d = d + c.ndim end
+    if d < 0 or d >= c.ndim then
+      error(string.format('size: dim %d is out of range for a tensor with %d dims', d, c.ndim), 2)
+    end
+    return tonumber(c.shape[d])
+  end
+  local s = {}
+  for i = 0, c.ndim - 1 do s[i + 1] = tonumber(c.shape[i]) end
+  return s
+end
+
+function Tensor.stride(t, d)
+  local c = cptr(t)
+  if d ~= nil then if d < 0 then d = d + c.ndim end return tonumber(c.strides[d]) end
+  local s = {}
+  for i = 0, c.ndim - 1 do s[i + 1] = tonumber(c.strides[i]) end
+  return s
+end
+
+function Tensor.is_contiguous(t) return C.dama_is_contiguous(cptr(t)) ~= 0 end
+
+local function dtype_of(t) return DTYPES[cptr(t).dtype] end
+function Tensor.type(t) return dtype_of(t) end
+function Tensor.is_floating_point(t) return C.dama_dtype_is_float(cptr(t).dtype) ~= 0 end
+
+local function device_of(t)
+  local d = cptr(t).storage.device
+  return d.type == 0 and 'cpu' or ('cuda:' .. d.index)
+end
+
+local function shape_string(t)
+  local s = t:size()
+  if #s == 0 then return 'scalar' end
+  return table.concat(s, '×')
+end
+Tensor.shape_string = shape_string
+
+-- Properties read as fields: t.shape, t.dtype, t.device, t.ndim.
+local properties = {
+  shape = Tensor.size,
+  dtype = dtype_of,
+  device = device_of,
+  ndim = Tensor.dim,
+}
+
+-- The raw data for LuaJIT FFI loops: a typed pointer to element 0 of a contiguous CPU tensor
+-- (float* for f32, int64_t* for i64, uint16_t* for bf16/f16/u16, ...), valid while t is alive.
+--   local m = dama.zeros(8, 64, 'u8'); local p = m:data()
+--   for i = 0, m:numel() - 1 do p[i] = (i % 5 == 0) and 1 or 0 end
+function Tensor.data(t)
+  local c = cptr(t)
+  if C.dama_is_contiguous(c) == 0 then
+    error('data: tensor is not contiguous (strides ' .. table.concat(t:stride(), ',') .. '); call contiguous() first', 2)
+  end
+  return ffi.cast(CTYPE[c.dtype], C.dama_data_ptr(c))
+end
+
+-- ---------------------------------------------------------------- creation
+
+local M = {}   -- module-level functions (dama.zeros, ...), merged into `dama` by init.lua
+
+function M.empty(...) local n, s, dt, dev = parse_shape_args('empty', ...) return new1(C.dama_empty, n, s, dt, dev) end
+function M.zeros(...) local n, s, dt, dev = parse_shape_args('zeros', ...) return new1(C.dama_zeros, n, s, dt, dev) end
+function M.ones(...) local n, s, dt, dev = parse_shape_args('ones', ...) return new1(C.dama_full, n, s, 1, dt, dev) end
+function M.full(shape, value, dtype)
+  if type(value) ~= 'number' then error('full: expected a number as the fill value, got ' .. type(value), 2) end
+  local n, s, dt, dev = parse_shape_args('full', shape, dtype)
+  return new1(C.dama_full, n, s, value, dt, dev)
+end
+
+function M.arange(a, b, step, dtype)
+  if type(b) == 'string' then dtype, b = b, nil end
+  if type(step) == 'string' then dtype, step = step, nil end
+  if b == nil then a, b = 0, a end
+  return new1(C.dama_arange, a, b, step or 1, parse_dtype(dtype, 0))
+end
+
+function M.linspace(a, b, steps, dtype)
+  return new1(C.dama_linspace, a, b, steps or 100, parse_dtype(dtype, 0))
+end
+
+-- Nested Lua tables (or a number) to a tensor. Ragged tables are an error naming the bad row.
+function M.tensor(data, dtype)
+  if is_tensor(data) then return data:clone() end
+  local shape, flat = {}, {}
+  if type(data) == 'number' then
+    flat[1] = data
+  elseif type(data) == 'boolean' then
+    flat[1] = data and 1 or 0
+  elseif type(data) == 'table' then
+    local t = data
+    while type(t) == 'table' do shape[#shape + 1] = #t; t = t[1] end
+    local depth = #shape
+    local function walk(x, d, path)
+      if d > depth then
+        local v = x
+        if type(v) == 'boolean' then v = v and 1 or 0 end
+        if type(v) ~= 'number' then
+          error(string.format('tensor: expected a number at %s, got %s', path, type(v)), 4)
+        end
+        flat[#flat + 1] = v
+        return
+      end
+      if type(x) ~= 'table' or #x ~= shape[d] then
+        error(string.format('tensor: ragged nested table at %s: expected %d entries, got %s', path, shape[d],
+          type(x) == 'table' and #x or type(x)), 4)
+      end
+      for i = 1, shape[d] do walk(x[i], d + 1, path .. '[' .. i .. ']') end
+    end
+    walk(data, 1, 'data')
+  else
+    error('tensor: expected a table of numbers or a number, got ' .. type(data), 2)
+  end
+  local n = #flat
+  local buf = ffi.new('double[?]', n > 0 and n or 1)
+  for i = 1, n do buf[i - 1] = flat[i] end
+  for i = 1, #shape do shapebuf[i - 1] = shape[i] end
+  return new1(C.dama_from_buffer, #shape, shapebuf, parse_dtype(dtype, 0), buf, 1)
+end
+
+-- ---------------------------------------------------------------- random numbers (Philox)
+
+function M.manual_seed(seed) C.dama_manual_seed(seed) end
+function M.rng_state()
+  local r = C.dama_default_rng()
+  return {seed = r.seed, offset = r.offset}
+end
+function M.set_rng_state(s)
+  local r = C.dama_default_rng()
+  r.seed = s.seed; r.offset = s.offset
+end
+
+function M.rand(...) local t = M.empty(...) call(C.dama_uniform_, t._c, 0, 1, nil) return t end
+function M.randn(...) local t = M.empty(...) call(C.dama_normal_, t._c, 0, 1, nil) return t end
+-- randint(low, high, shape, [dtype]) or randint(high, shape): integers in [low, high), i64 by default
+function M.randint(low, high, shape, dtype)
+  if type(high) == 'table' then low, high, shape, dtype = 0, low, high, shape end
+  local t = M.empty(shape, dtype or 'i64')
+  call(C.dama_randint_, t._c, low, high, nil)
+  return t
+end
+function M.randperm(n, dtype) return new1(C.dama_randperm, n, parse_dtype(dtype, 7), nil) end
+
+function Tensor.uniform_(t, lo, hi) call(C.dama_uniform_, cptr(t), lo or 0, hi or 1, nil) return t end
+function Tensor.normal_(t, mean, std) call(C.dama_normal_, cptr(t), mean or 0, std or 1, nil) return t end
+
+-- ---------------------------------------------------------------- views and copies
+
+local function shape_from(op, ...)
+  local first = ...
+  local dims = type(first) == 'table' and first or {...}
+  for i = 1, #dims do shapebuf2[i - 1] = dims[i] end
+  return #dims, shapebuf2
+end
+
+function Tensor.view(t, ...) local n, s = shape_from('view', ...) return new1(C.dama_view, cptr(t), n, s) end
+function Tensor.reshape(t, ...) local n, s = shape_from('reshape', ...) return new1(C.dama_reshape, cptr(t), n, s) end
+function Tensor.expand(t, ...) local n, s = shape_from('expand', ...) return new1(C.dama_expand, cptr(t), n, s) end
+function Tensor.expand_as(t, o) return t:expand(o:size()) end
+function Tensor.view_as(t, o) return t:view(o:size()) end
+function Tensor.flatten(t) return t:reshape(-1) end
+function Tensor.transpose(t, d0, d1) return new1(C.dama_transpose, cptr(t), d0 or 0, d1 or 1) end
+Tensor.t = function(t) return t:transpose(0, 1) end
+function Tensor.permute(t, ...)
+  local first = ...
+  local dims = type(first) == 'table' and first or {...}
+  if #dims ~= t:dim() then
+    error(string.format('permute: expected %d dims, got %d', t:dim(), #dims), 2)
+  end
+  for i = 1, #dims do dimbuf[i - 1] = dims[i] end
+  return new1(C.dama_permute, cptr(t), dimbuf)
+end
+function Tensor.narrow(t, dim, start, length) return new1(C.dama_narrow, cptr(t), dim, start, length) end
+-- slice(dim, start, end, step): Python-style [start:end:step], end exclusive, negatives allowed
+function Tensor.slice(t, dim, start, stop, step)
+  return new1(C.dama_slice, cptr(t), dim, start or 0, stop or 2^62, step or 1)
+end
+function Tensor.select(t, dim, index) return new1(C.dama_select, cptr(t), dim, index) end
+function Tensor.squeeze(t, dim) return new1(C.dama_squeeze, cptr(t), dim or -100) end
+function Tensor.unsqueeze(t, dim) return new1(C.dama_unsqueeze, cptr(t), dim) end
+function Tensor.contiguous(t) return new1(C.dama_contiguous, cptr(t)) end
+function Tensor.clone(t) return new1(C.dama_clone, cptr(t)) end
+function Tensor.copy_(t, src)
+  if type(src) == 'number' then call(C.dama_fill_, cptr(t), src) return t end
+  call(C.dama_copy_, cptr(t), cptr(src, 'copy_ source'))
+  return t
+end
+function Tensor.fill_(t, v) call(C.dama_fill_, cptr(t), v) return t end
+function Tensor.zero_(t) return t:fill_(0) end
+function Tensor.to(t, dtype)
+  if type(dtype) == 'string' and (dtype == 'cpu' or dtype:match('^cuda')) then
+    parse_device(dtype)   -- raises for devices this build lacks
+    if dtype == 'cpu' then return t end
+    error("to: device '" .. dtype .. "' is not available (this build has no CUDA backend)", 2)
+  end
+  local id = parse_dtype(dtype)
+  if id == cptr(t).dtype then return t end
+  return new1(C.dama_to_dtype, cptr(t), id)
+end
+for name, dt in pairs{float = 'f32', double = 'f64', long = 'i64', int = 'i32', byte = 'u8', half = 'f16',
+                      bfloat16 = 'bf16'} do
+  Tensor[name] = function(t) return t:to(dt) end
+end
+
+-- Free the storage reference now instead of waiting for the GC; t is unusable afterwards.
+function Tensor.free(t)
+  local c = rawget(t, '_c')
+  if c ~= nil then
+    ffi.gc(c, nil)
+    C.dama_tensor_release(c)
+    rawset(t, '_c', nil)
+  end
+end
+
+-- ---------------------------------------------------------------- element access
+
+local function scalar_value(t)
+  local c = cptr(t)
+  if C.dama_numel(c) ~= 1 then
+    error('item: expected a tensor with one element, got shape ' .. shape_string(t), 3)
+  end
+  for i = 0, c.ndim - 1 do shapebuf[i] = 0 end
+  call(C.dama_get, c, shapebuf, dblbox)
+  return dblbox[0]
+end
+function Tensor.item(t) return scalar_value(t) end
+
+-- t:get(i, j, ...) / t:set(value, i, j, ...): one element by full index
+function Tensor.get(t, ...)
+  local c = cptr(t)
+  local n = select('#', ...)
+  if n ~= c.ndim then error(string.format('get: expected %d indices, got %d', c.ndim, n), 2) end
+  for i = 1, n do shapebuf[i - 1] = select(i, ...) end
+  call(C.dama_get, c, shapebuf, dblbox)
+  return dblbox[0]
+end
+
+function Tensor.set(t, value, ...)
+  local c = cptr(t)
+  local n = select('#', ...)
+  if n ~= c.ndim then error(string.format('set: expected %d indices, got %d', c.ndim, n), 2) end
+  for i = 1, n do shapebuf[i - 1] = select(i, ...) end
+  call(C.dama_set, c, shapebuf, value)
+  return t
+end
+
+-- t[{i, j}]: numbers select, {a, b} (or {a, b, step}) slices [a, b), and 'all' or {} keeps a dim
+local function index_view(t, key)
+  local v, dim = t, 0
+  for k = 1, #key do
+    local e = key[k]
+    if type(e) == 'number' then
+      v = v:select(dim, e)
+    elseif e == 'all' or (type(e) == 'table' and #e == 0) then
+      dim = dim + 1
+    elseif type(e) == 'table' then
+      v = v:slice(dim, e[1] or 0, e[2] or 2^62, e[3] or 1)
+      dim = dim + 1
+    else
+      error('index: expected numbers, {start, stop[, step]} ranges or "all", got ' .. type(e), 3)
+    end
+  end
+  return v
+end
+
+local function tensor_index(t, k)
+  local kt = type(k)
+  if kt == 'string' then
+    local p = properties[k]
+    if p then return p(t) end
+    return Tensor[k]
+  elseif kt == 'number' then
+    local c = cptr(t)
+    if c.ndim == 1 then
+      shapebuf[0] = k
+      call(C.dama_get, c, shapebuf, dblbox)
+      return dblbox[0]
+    end
+    return t:select(0, k)
+  elseif kt == 'table' then
+    local c = cptr(t)
+    local all_numbers = #k == c.ndim
+    for i = 1, #k do if type(k[i]) ~= 'number' then all_numbers = false end end
+    if all_numbers then
+      for i = 1, #k do shapebuf[i - 1] = k[i] end
+      call(C.dama_get, c, shapebuf, dblbox)
+      return dblbox[0]
+    end
+    return index_view(t, k)
+  end
+  return nil
+end
+
+local function tensor_newindex(t, k, v)
+  local kt = type(k)
+  if kt == 'number' or kt == 'table' then
+    local c = cptr(t)
+    if kt == 'number' and c.ndim == 1 and type(v) == 'number' then
+      shapebuf[0] = k
+      call(C.dama_set, c, shapebuf, v)
+      return
+    end
+    local target
+    if kt == 'table' and #k == c.ndim and type(v) == 'number' then
+      local all_numbers = true
+      for i = 1, #k do if type(k[i]) ~= 'number' then all_numbers = false end end
+      if all_numbers then
+        for i = 1, #k do shapebuf[i - 1] = k[i] end
+        call(C.dama_set, c, shapebuf, v)
+        return
+      end
+    end
+    target = kt == 'number' and t:select(0, k) or index_view(t, k)
+    target:copy_(v)
+    return
+  end
+  rawset(t, k, v)
+end
+
+Tensor.__index = tensor_index
+Tensor.__newindex = tensor_newindex
+Tensor.__len = function(t) return cptr(t).ndim > 0 and tonumber(cptr(t).shape[0]) or 0 end
+
+-- Nested Lua tables of numbers (1-based, as Lua tables are).
+function Tensor.totable(t)
+  local c = cptr(t)
+  if c.ndim == 0 then return scalar_value(t) end
+  local d = t:contiguous():to('f64')
+  local p = ffi.cast('double*', C.dama_data_ptr(d._c))
+  local shape = t:size()
+  local pos = 0
+  local function build(dim)
+    local r = {}
+    for i = 1, shape[dim] do
+      if dim == #shape then r[i] = p[pos]; pos = pos + 1 else r[i] = build(dim + 1) end
+    end
+    return r
+  end
+  return build(1)
+end
+
+-- ---------------------------------------------------------------- element-wise math
+
+local BINOP = {add = 0, sub = 1, mul = 2, div = 3, pow = 4, maximum = 5, minimum = 6,
+               eq = 7, ne = 8, lt = 9, le = 10, gt = 11, ge = 12}
+local UNOP = {neg = 0, exp = 1, log = 2, sqrt = 3, abs = 4, sin = 5, cos = 6, tanh = 7, sigmoid = 8,
+              relu = 9, rsqrt = 10, square = 11, reciprocal = 12, sign = 13, floor = 14, ceil = 15,
+              round = 16, erf = 17, gelu = 18}
+Tensor._BINOP, Tensor._UNOP = BINOP, UNOP
+
+local function binary(op, a, b)
+  local code = BINOP[op]
+  if type(b) == 'number' then
+    return new1(C.dama_binary_scalar, code, cptr(a, op), b, 0)
+  elseif type(a) == 'number' then
+    return new1(C.dama_binary_scalar, code, cptr(b, op), a, 1)
+  end
+  return new1(C.dama_binary, code, cptr(a, op), cptr(b, op))
+end
+Tensor._binary = binary
+
+for op, code in pairs(BINOP) do
+  Tensor[op] = function(a, b) return binary(op, a, b) end
+  Tensor[op .. '_'] = function(a, b)
+    if type(b) == 'number' then call(C.dama_binary_scalar_, cptr(a), code, b)
+    else call(C.dama_binary_, cptr(a), code, cptr(b, op .. '_')) end
+    return a
+  end
+end
+for op, code in pairs(UNOP) do
+  Tensor[op] = function(a) return new1(C.dama_unary, code, cptr(a)) end
+  Tensor[op .. '_'] = function(a) call(C.dama_unary_, cptr(a), code) return a end
+end
+
+Tensor.__add = function(a, b) if is_tensor(a) then return a:add(b) end return b:add(a) end
+Tensor.__sub = function(a, b) if is_tensor(a) then return a:sub(b) end return binary('sub', a, b) end
+Tensor.__mul = function(a, b) if is_tensor(a) then return a:mul(b) end return b:mul(a) end
+Tensor.__div = function(a, b) if is_tensor(a) then return a:div(b) end return binary('div', a, b) end
+Tensor.__pow = function(a, b) if is_tensor(a) then return a:pow(b) end return binary('pow', a, b) end
+Tensor.__unm = function(a) return a:neg() end
+
+function Tensor.clamp(t, lo, hi) return new1(C.dama_clamp, cptr(t), lo or -math.huge, hi or math.huge) end
+function Tensor.clamp_(t, lo, hi) call(C.dama_clamp_, cptr(t), lo or -math.huge, hi or math.huge) return t end
+
+local function as_tensor_like(x, ref)
+  if is_tensor(x) then return x end
+  return M.full({}, x, ref.dtype)
+end
+
+-- where(cond, a, b): a and b may be numbers
+function M.where(cond, a, b)
+  local ref = is_tensor(a) and a or (is_tensor(b) and b or cond)
+  return new1(C.dama_where, cptr(cond, 'where condition'), cptr(as_tensor_like(a, ref)), cptr(as_tensor_like(b, ref)))
+end
+function Tensor.where(cond, a, b) return M.where(cond, a, b) end
+function Tensor.masked_fill_(t, mask, value) call(C.dama_masked_fill_, cptr(t), cptr(mask, 'mask'), value) return t end
+function Tensor.masked_fill(t, mask, value) return t:clone():masked_fill_(mask, value) end
+
+function Tensor.count_nonfinite(t)
+  call(C.dama_count_nonfinite, cptr(t), i64box)
+  return tonumber(i64box[0])
+end
+
+-- ---------------------------------------------------------------- reductions
+
+local REDOP = {sum = 0, mean = 1, var = 2, std = 3, amax = 4, amin = 5, argmax = 6, argmin = 7, norm = 8, prod = 9}
+
+-- dims: nil (all), a number, or a table of numbers
+local function dims_arg(dims)
+  if dims == nil then return 0 end
+  if type(dims) == 'number' then dimbuf[0] = dims return 1 end
+  for i = 1, #dims do dimbuf[i - 1] = dims[i] end
+  return #dims
+end
+
+local function reduce(op, t, dims, keepdim, correction, p)
+  local nd = dims_arg(dims)
+  return new1(C.dama_reduce, REDOP[op], cptr(t), nd, dimbuf, keepdim and 1 or 0, correction or 0, p or 2)
+end
+Tensor._reduce = reduce
+
+function Tensor.sum(t, dims, keepdim) return reduce('sum', t, dims, keepdim) end
+function Tensor.mean(t, dims, keepdim) return reduce('mean', t, dims, keepdim) end
+function Tensor.prod(t, dims, keepdim) return reduce('prod', t, dims, keepdim) end
+-- var/std: unbiased (correction 1) by default, like torch; pass unbiased = false for the biased form
+function Tensor.var(t, dims, unbiased, keepdim)
+  return reduce('var', t, dims, keepdim, unbiased == false and 0 or 1)
+end
+function Tensor.std(t, dims, unbiased, keepdim)
+  return reduce('std', t, dims, keepdim, unbiased == false and 0 or 1)
+end
+function Tensor.norm(t, p, dims, keepdim) return reduce('norm', t, dims, keepdim, 0, p or 2) end
+function Tensor.amax(t, dims, keepdim) return reduce('amax', t, dims, keepdim) end
+function Tensor.amin(t, dims, keepdim) return reduce('amin', t, dims, keepdim) end
+function Tensor.argmax(t, dim, keepdim) return reduce('argmax', t, dim, keepdim) end
+function Tensor.argmin(t, dim, keepdim) return reduce('argmin', t, dim, keepdim) end
+-- max()/min(): the largest value as a 0-dim tensor; max(dim[, keepdim]): values, indices
+function Tensor.max(t, dim, keepdim)
+  if dim == nil then return reduce('amax', t) end
+  outbox[0] = nil; outbox2[0] = nil
+  call(C.dama_max_dim, outbox, outbox2, cptr(t), dim, keepdim and 1 or 0)
+  return wrap(outbox[0]), wrap(outbox2[0])
+end
+function Tensor.min(t, dim, keepdim)
+  if dim == nil then return reduce('amin', t) end
+  outbox[0] = nil; outbox2[0] = nil
+  call(C.dama_min_dim, outbox, outbox2, cptr(t), dim, keepdim and 1 or 0)
+  return wrap(outbox[0]), wrap(outbox2[0])
+end
+
+-- ---------------------------------------------------------------- matmul, sort, indexing, joins
+
+function Tensor.matmul(a, b) return new1(C.dama_matmul, cptr(a, 'matmul'), cptr(b, 'matmul')) end
+Tensor.mm = Tensor.matmul
+Tensor.bmm = Tensor.matmul
+
+-- sort(dim = -1, descending = false, stable = true) -> values, indices
+function Tensor.sort(t, dim, descending, stable)
+  outbox[0] = nil; outbox2[0] = nil
+  call(C.dama_sort, outbox, outbox2, cptr(t), dim or -1, descending and 1 or 0, stable == false and 0 or 1)
+  return wrap(outbox[0]), wrap(outbox2[0])
+end
+function Tensor.argsort(t, dim, descending, stable)
+  return new1(C.dama_argsort, cptr(t), dim or -1, descending and 1 or 0, stable == false and 0 or 1)
+end
+-- topk(k, dim = -1, largest = true, sorted = true) -> values, indices
+function Tensor.topk(t, k, dim, largest, sorted)
+  outbox[0] = nil; outbox2[0] = nil
+  call(C.dama_topk, outbox, outbox2, cptr(t), k, dim or -1, largest == false and 0 or 1, sorted == false and 0 or 1)
+  return wrap(outbox[0]), wrap(outbox2[0])
+end
+
+function Tensor.gather(t, dim, index) return new1(C.dama_gather, cptr(t), dim, cptr(index, 'gather index')) end
+function Tensor.scatter_(t, dim, index, src)
+  if type(src) == 'number' then src = M.full(index:size(), src, t.dtype) end
+  call(C.dama_scatter_, cptr(t), dim, cptr(index, 'scatter index'), cptr(src, 'scatter source'), 0)
+  return t
+end
+function Tensor.scatter_add_(t, dim, index, src)
+  call(C.dama_scatter_, cptr(t), dim, cptr(index, 'scatter index'), cptr(src, 'scatter source'), 1)
+  return t
+end
+function Tensor.scatter(t, dim, index, src) return t:clone():scatter_(dim, index, src) end
+function Tensor.index_select(t, dim, index)
+  return new1(C.dama_index_select, cptr(t), dim, cptr(index, 'index_select index'))
+end
+
+local function tensor_array(op, ts)
+  if type(ts) ~= 'table' or is_tensor(ts) then
+    error(op .. ': expected a table of tensors', 3)
+  end
+  local arr = ffi.new('dama_tensor*[?]', math.max(#ts, 1))
+  for i = 1, #ts do
+    if not is_tensor(ts[i]) then
+      error(string.format('%s: element %d is a %s, expected a tensor', op, i, type(ts[i])), 3)
+    end
+    arr[i - 1] = cptr(ts[i])
+  end
+  return arr, #ts
+end
+
+function M.cat(ts, dim)
+  local arr, n = tensor_array('cat', ts)
+  return new1(C.dama_cat, n, arr, dim or 0)
+end
+function M.stack(ts, dim)
+  local arr, n = tensor_array('stack', ts)
+  return new1(C.dama_stack, n, arr, dim or 0)
+end
+
+-- ---------------------------------------------------------------- printing
+
+local function fmt_number(v, is_float)
+  if not is_float then return string.format('%d', v) end
+  if v ~= v then return 'nan' end
+  if v == math.huge then return 'inf' elseif v == -math.huge then return '-inf' end
+  if v == math.floor(v) and math.abs(v) < 1e15 then return string.format('%d', v) end
+  return string.format('%.4g', v)
+end
+
+local MAX_SHOW = 6   -- per dim, shown as first 3 ... last 3 beyond this
+
+local function indices_to_show(n)
+  if n <= MAX_SHOW then
+    local r = {} for i = 0, n - 1 do r[#r + 1] = i end return r
+  end
+  return {0, 1, 2, false, n - 3, n - 2, n - 1}
+end
+
+local function format_values(t)
+  local c = cptr(t)
+  local is_float = C.dama_dtype_is_float(c.dtype) ~= 0
+  if c.ndim == 0 then return fmt_number(scalar_value(t), is_float) end
+  local strs, width = {}, 0
+  -- collect the strings first to align columns
+  local function cell(idx)
+    for i = 1, #idx do shapebuf[i - 1] = idx[i] end
+    check(C.dama_get(c, shapebuf, dblbox))
+    local s = fmt_number(dblbox[0], is_float)
+    if #s > width then width = #s end
+    return s
+  end
+  local shape = t:size()
+  local function build(prefix)
+    local d = #prefix + 1
+    local node = {}
+    for _, i in ipairs(indices_to_show(shape[d])) do
+      if i == false then node[#node + 1] = false
+      else
+        local idx = {unpack(prefix)}; idx[d] = i
+        if d == #shape then node[#node + 1] = cell(idx) else node[#node + 1] = build(idx) end
+      end
+    end
+    return node
+  end
+  if C.dama_numel(c) == 0 then return '[]' end
+  local tree = build({})
+  local function render(node, indent, d)
+    if d == #shape then
+      local parts = {}
+      for _, s in ipairs(node) do
+        parts[#parts + 1] = s == false and string.rep(' ', width - 3) .. '...' or string.rep(' ', width - #s) .. s
+      end
+      return '[' .. table.concat(parts, ', ') .. ']'
+    end
+    local rows = {}
+    for _, sub in ipairs(node) do
+      rows[#rows + 1] = sub == false and '...' or render(sub, indent .. ' ', d + 1)
+    end
+    local sep = ',\n' .. string.rep('\n', #shape - d - 1) .. indent .. ' '
+    return '[' .. table.concat(rows, sep) .. ']'
+  end
+  strs = render(tree, '', 1)
+  return strs
+end
+
+-- 0-dim tensors print as their value (so print(t:sum()) prints 54); others print their values
+-- followed by a line with dtype, shape and device.
+function Tensor.__tostring(t)
+  local c = rawget(t, '_c')
+  if c == nil then return 'dama.Tensor (freed)' end
+  local body = format_values(t)
+  if c.ndim == 0 then return body end
+  local extra = ''
+  if rawget(t, 'requires_grad') then extra = ', requires_grad' end
+  return string.format('%s\n[%s tensor, shape %s, %s%s]', body, dtype_of(t), shape_string(t), device_of(t), extra)
+end
+
+-- One line, for tables and the REPL's summaries.
+function Tensor.summary(t)
+  if rawget(t, '_c') == nil then return 'dama.Tensor (freed)' end
+  return string.format('dama.Tensor(%s, %s, %s)', shape_string(t), dtype_of(t), device_of(t))
+end
+
+M.Tensor = Tensor
+M.is_tensor = is_tensor
+return M
