@@ -104,7 +104,7 @@ dama_status dama_io_tmp_open(const char *op, const char *path, char *tmp, size_t
     unsigned k = atomic_fetch_add(&counter, 1u);
     int len = snprintf(tmp, tmplen, "%s.tmp.%ld.%u", path, (long)getpid(), k);
     if (len < 0 || (size_t)len >= tmplen) return dama_io_err(DAMA_ERR_ARG, op, path, "path too long");
-    int f = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int f = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* libtiff reads back when linking pages */
     if (f >= 0) {
       *fd = f;
       return DAMA_OK;
