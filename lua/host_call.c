@@ -107,9 +107,11 @@ static void on_sigint(int sig)
 
 void dama_host_signals_init(lua_State *L)
 {
-  struct sigaction sa;
+  struct sigaction sa, old;
   host_L = L;
   stderr_is_tty = isatty(STDERR_FILENO);
+  /* Started with SIGINT ignored (a background job of a non-interactive shell): keep it so. */
+  if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_IGN) return;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);

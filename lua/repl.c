@@ -172,7 +172,17 @@ static chunk_kind read_chunk(lua_State *L, int *is_expr)
     lua_pop(L, 2);
     int status = luaL_loadbuffer(L, buf.s, buf.len, "=stdin");
     if (status == 0) { kind = CHUNK_READY; break; }
-    if (!is_incomplete(L, status)) { kind = CHUNK_ERROR; break; }
+    if (!is_incomplete(L, status)) {
+      /* `{` or `dama.tensor{` on a first line: not a statement, but the start of an expression. */
+      lua_pushliteral(L, "return ");
+      lua_pushlstring(L, buf.s, buf.len);
+      lua_concat(L, 2);
+      const char *as_return = lua_tolstring(L, -1, &n);
+      int expr_status = luaL_loadbuffer(L, as_return, n, "=stdin");
+      int more = is_incomplete(L, expr_status);
+      lua_pop(L, 2);
+      if (!more) { kind = CHUNK_ERROR; break; } /* the statement's error is on the stack */
+    }
     lua_pop(L, 1);
   }
   free(buf.s);

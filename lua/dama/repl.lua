@@ -141,7 +141,16 @@ local function collect_keys(obj, add, seen)
   local mt = getmetatable(obj)
   if type(mt) == 'table' then
     local idx = rawget(mt, '__index')
-    if type(idx) == 'table' then collect_keys(idx, add, seen) end
+    if type(idx) == 'table' then
+      collect_keys(idx, add, seen)
+    elseif type(idx) == 'function' and not seen[mt] then
+      -- A class whose metatable holds the methods and whose __index is a function (tensors):
+      -- offer the metatable's own functions.
+      seen[mt] = true
+      for k, v in next, mt do
+        if type(v) == 'function' and type(k) == 'string' and k:sub(1, 2) ~= '__' then add(k) end
+      end
+    end
   end
 end
 
@@ -168,7 +177,7 @@ function M.complete(text)
     local obj = resolve(head)
     if obj == nil then return out end
     collect_keys(obj, function(k)
-      if is_identifier(k) and k:sub(1, #partial) == partial then
+      if is_identifier(k) and k:sub(1, #partial) == partial and (k:sub(1, 1) ~= '_' or partial ~= '') then
         if sep == ':' then
           if type(safe_index(obj, k)) == 'function' then add(head .. ':' .. k .. '(') end
         else

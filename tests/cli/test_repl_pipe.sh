@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The REPL with a pipe on stdin: no prompt or banner, expression results printed, multi-line input,
+# errors reported and survived, `_`, the pretty printer, completion candidates, exit status.
+# Usage: bash tests/cli/test_repl_pipe.sh path/to/dama
+set -u
+DAMA=${1:?usage: test_repl_pipe.sh path/to/dama}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export HOME="$tmp" DAMA_HISTORY="$tmp/history"
+failures=0
+
+expect() { # name expected actual
+  if [ "$2" == "$3" ]; then
+    echo "ok   $1"
+  else
+    echo "FAIL $1"
+    echo "  expected: $(printf '%q' "$2")"
+    echo "  got:      $(printf '%q' "$3")"
+    failures=$((failures + 1))
+  fi
+}
+expect_match() { # name extended-regex actual
+  if printf '%s' "$3" | grep -Eq -- "$2"; then
+    echo "ok   $1"
+  else
+    echo "FAIL $1: no match for /$2/ in:"
+    printf '%s\n' "$3" | sed 's/^/    /'
+    failures=$((failures + 1))
+  fi
+}
+repl() { printf "$1" | "$DAMA" 2>"$tmp/err"; }
+
+out=$(repl 'x = 1\nx\n'); rc=$?
+expect "expression printed, statement silent, no prompt" "1" "$out"
+expect "clean input exits 0" 0 "$rc"
+expect "nothing on stderr" "" "$(cat "$tmp/err")"
+
+out=$(repl 'function f(a)\n  local b = a * 2\n\n  return b\nend\nf(21)\n')
+expect "multi-line function definition" "42" "$out"
+out=$(repl 'local t = {\n1,\n2}\nreturn #t\n')
+expect "multi-line statement" "" "$out"
+out=$(repl '{\n1,\n2\n}\n')
+expect "multi-line expression" "{1, 2}" "$out"
+out=$(repl 'string.format(\n"%%d",\n5)\n')
+expect "multi-line call" '"5"' "$out"
+out=$(repl 's = [[a\nb]]\ns\n')
+expect "multi-line long string" '"a\nb"' "$out"
+
+out=$(repl 'y = 5\nerror("bad")\nprint(y + 1)\nnil + 1\ny\n'); rc=$?
+expect "errors are survived" "6
+5" "$out"
+expect "a failed chunk makes the exit status 1" 1 "$rc"
+err=$(cat "$tmp/err")
+expect_match "error message with position" '^stdin:1: bad' "$err"
+expect_match "error traceback" 'stack traceback:' "$err"
+expect_match "traceback shows the chunk" 'stdin:1: in main chunk' "$err"
+expect_match "arithmetic error" "stdin:1: attempt to perform arithmetic on a nil value" "$err"
+out=$(repl 'x = = 1\nprint("after")\n')
+expect "syntax error survived" "after" "$out"
+expect_match "syntax error reported" "^stdin:1: unexpected symbol near '='" "$(cat "$tmp/err")"
+out=$(repl 'for i = 1,\n'); rc=$?
+expect "input ending inside a chunk" "" "$out"
+expect_match "input ending inside a chunk: message" "'<eof>'" "$(cat "$tmp/err")"
+expect "input ending inside a chunk exits 1" 1 "$rc"
+
+out=$(repl '6 * 7\n_ + 1\nprint("x")\n_\n')
+expect "_ holds the last result; statements leave it" "42
+43
+x
+43" "$out"
+out=$(repl '1, "two", nil\nnil\n')
+expect "several results, tab-separated; nil printed" '1	"two"	nil
+nil' "$out"
+out=$(repl 'print(1)\n')
+expect "a call returning nothing prints only its output" "1" "$out"
+out=$(repl '"a\\tb\\"c"\n')
+expect "strings quoted" '"a\tb\"c"' "$out"
+out=$(repl '{3, 1, b = true, a = "x", [10] = 0, ["not id"] = 1, {}}\n')
+expect "tables readably: array part, then sorted keys" '{3, 1, {}, [10] = 0, a = "x", b = true, ["not id"] = 1}' "$out"
+out=$(repl 't = {}; t.self = t\nt\n')
+expect_match "cycles marked" '^\{self = <cycle: table: 0x[0-9a-f]+>\}$' "$out"
+out=$(repl '{a = {b = {c = {d = {}}}}}\n')
+expect "depth limit" '{a = {b = {c = {...}}}}' "$out"
+out=$(repl 'local t = {} for i = 1, 100 do t[i] = i end return t\n')
+expect_match "size limit" '40,$' "$(printf '%s\n' "$out" | sed -n '41p')"
+expect_match "size limit count" '\.\.\. \(60 more\)' "$out"
+out=$(repl 'print\n')
+expect_match "functions as function: 0x" '^builtin: |^function: ' "$out"
+out=$(repl 'setmetatable({}, {__tostring = function() return "custom!" end})\n')
+expect "__tostring used" "custom!" "$out"
+out=$(repl 'setmetatable({}, {__tostring = function() error("no") end})\nprint("still")\n')
+expect_match "a failing __tostring is reported, not fatal" 'still' "$out"
+
+out=$(repl 'dama ~= nil\n')
+expect "dama is a global in the REPL" "true" "$out"
+out=$(repl 'r = require "dama.repl"\nr.complete("pri")\nr.complete("string.up")\nr.complete("s:up")\n' | tr -d '\n')
+expect "completion candidates (print and friends)" '{"print"}{"string.upper"}{}' "$out"
+out=$(repl 's = "x"\nrequire("dama.repl").complete("s:up")\nrequire("dama.repl").complete("wh")\n')
+expect "method completion on a value with a metatable; keywords" '{"s:upper("}
+{"while"}' "$out"
+out=$(repl 'require("dama.repl").complete("dama.")\n')
+expect_match "completion of dama fields" '"dama\.' "$out"
+
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
