@@ -7,6 +7,7 @@
 -- Submodules load on first use: dama.nn, dama.optim, dama.data, dama.mask, ...
 local dffi = require 'dama.ffi'
 local tensor = require 'dama.tensor'
+local autograd = require 'dama.autograd'   -- makes the Tensor methods differentiable
 local C, ffi = dffi.C, dffi.ffi
 
 local dama = {}
@@ -14,6 +15,10 @@ for k, v in pairs(tensor) do dama[k] = v end
 dama.C = C
 dama.ffi = ffi
 dama.version = '0.1.0'
+dama.autograd = autograd
+dama.no_grad = autograd.no_grad
+dama.is_grad_enabled = autograd.is_grad_enabled
+dama.set_grad_enabled = autograd.set_grad_enabled
 
 -- Bytes held by tensors now and at peak, and the number of live tensor headers.
 function dama.memory()
