@@ -44,5 +44,7 @@ static inline double dama_prng_normal(dama_prng *r) {
 
 /* Free this thread's augmentation scratch memory (loader workers call it before exiting). */
 void dama_aug_thread_cleanup(void);
+/* Free this thread's synthetic-crop scratch memory. */
+void dama_synth_thread_cleanup(void);
 
 #endif

@@ -76,3 +76,35 @@ dama_status dama_aug_random_resized_crop(float *out, const dama_hwc *src, const 
 dama_status dama_aug_train_tensor(dama_tensor **out, const dama_tensor *img, int32_t out_size,
                                   uint64_t seed, uint64_t epoch, uint64_t index);
 dama_status dama_aug_val_tensor(dama_tensor **out, const dama_tensor *img, int32_t crop_size, int32_t out_size);
+
+/* ---- the built-in synthetic multiplex data ----
+ * 16-bit 7-channel "multiplexed brain tissue" in the paper's channel order: 0 DAPI, 1 Histones, 2 NeuN,
+ * 3 S100, 4 Olig2, 5 Iba1, 6 RECA1. Cells of five types (0 neuron, 1 astrocyte, 2 oligodendrocyte,
+ * 3 microglia, 4 endothelial) have a nucleus in DAPI and Histones and are bright in their own marker with a
+ * shape of their own: neurons a large pale nucleus and a NeuN-filled soma; astrocytes an S100 soma with
+ * star-like processes; oligodendrocytes a small dense nucleus with nuclear Olig2; microglia a small
+ * elongated nucleus and thin branched Iba1 processes; endothelial cells an elongated nucleus on a RECA1
+ * vessel segment. Then background, blur, cross-talk and shot noise. Everything is a pure function of
+ * (seed, position or index). */
+
+typedef struct dama_synth_cell_info {
+  float y, x;         /* centre in slide coordinates (pixels) */
+  int32_t type;       /* 0..4 as above */
+  float radius;       /* nucleus radius (mean of its semi-axes) */
+} dama_synth_cell_info;
+
+/* The window [y0, y0+h) x [x0, x0+w) of the endless slide of `seed`, as h x w x 7 interleaved uint16 (so a
+ * big slide can be made tile by tile with bounded memory; windows agree where they overlap). cells (may be
+ * NULL) receives up to max_cells cells whose centre lies in the window, in window coordinates; *n_cells
+ * (may be NULL) the number of such cells. */
+dama_status dama_synth_slide(uint64_t seed, int64_t y0, int64_t x0, int32_t h, int32_t w, uint16_t *out,
+                             dama_synth_cell_info *cells, int64_t max_cells, int64_t *n_cells);
+/* Labelled single-cell crop `index` of `seed`: size x size x 7 interleaved uint16 with a cell of class
+ * *label (uniform over the 5 types) near the centre and 0 to 4 neighbours of any type. */
+dama_status dama_synth_cell(uint64_t seed, uint64_t index, int32_t size, uint16_t *out, int32_t *label);
+/* Only the label of crop `index` (cheap). */
+int32_t dama_synth_cell_label(uint64_t seed, uint64_t index);
+/* "DAPI", "Histones", "NeuN", "S100", "Olig2", "Iba1", "RECA1"; NULL out of range. */
+const char *dama_synth_channel_name(int32_t channel);
+/* "neuron", "astrocyte", "oligodendrocyte", "microglia", "endothelial"; NULL out of range. */
+const char *dama_synth_class_name(int32_t type);
