@@ -176,7 +176,9 @@ function M.zeros(...) local n, s, dt, dev = parse_shape_args('zeros', ...) retur
 function M.ones(...) local n, s, dt, dev = parse_shape_args('ones', ...) return new1(C.dama_full, n, s, 1, dt, dev) end
 function M.full(shape, value, dtype)
   if type(value) ~= 'number' then error('full: expected a number as the fill value, got ' .. type(value), 2) end
-  local n, s, dt, dev = parse_shape_args('full', shape, dtype)
+  local n, s, dt, dev
+  if dtype == nil then n, s, dt, dev = parse_shape_args('full', shape)
+  else n, s, dt, dev = parse_shape_args('full', shape, dtype) end
   return new1(C.dama_full, n, s, value, dt, dev)
 end
 

@@ -1,0 +1,379 @@
+-- dama.nn.functional: fused NN ops with hand-written C backward (runtime/api/nn.h), recorded on the
+-- autograd graph like any tensor op. Inputs are made contiguous f32 first (a no-op when they are).
+--
+--   local F = require 'dama.nn.functional'
+--   local h = F.gelu(F.linear(x, w1, b1))
+--   local loss = F.mse_loss(F.linear(h, w2, b2), y)
+local dama_ffi = require 'dama.ffi'
+local tensor = require 'dama.tensor'
+local autograd = require 'dama.autograd'
+local ffi, C, call = dama_ffi.ffi, dama_ffi.C, dama_ffi.call
+local raw, record, needs_grad = autograd.raw, autograd.record, autograd.needs_grad
+local Tensor, is_tensor = tensor.Tensor, tensor.is_tensor
+
+local F = {}
+
+-- contiguous f32 (raw, not recorded: the op's own node carries the gradient)
+local function c32(t, what)
+  if not is_tensor(t) then error((what or 'input') .. ': expected a tensor, got ' .. type(t), 3) end
+  if raw.type(t) ~= 'f32' then t = raw.to(t, 'f32') end
+  if not raw.is_contiguous(t) then t = raw.contiguous(t) end
+  return t
+end
+
+local function fp(t)
+  if t == nil then return nil end
+  return ffi.cast('float*', C.dama_data_ptr(t._c))
+end
+
+local function empty(shape) return tensor.empty(shape) end
+local function zeros(shape) return tensor.zeros(shape) end
+
+local function last_dim(x) local s = raw.size(x) return s[#s], raw.numel(x) / math.max(s[#s], 1), s end
+
+local function check_last(op, x, want, what)
+  local s = raw.size(x)
+  if #s == 0 or s[#s] ~= want then
+    error(string.format('%s: expected %s with last dim %d, got shape [%s]', op, what, want, table.concat(s, ', ')), 3)
+  end
+end
+
+-- ---------------------------------------------------------------- linear
+
+-- x [..., C] @ w[OC, C]^T + b[OC]
+function F.linear(x, w, b)
+  local wc, bc = c32(w, 'linear weight'), b and c32(b, 'linear bias')
+  local ws = raw.size(wc)
+  if #ws ~= 2 then error('linear: expected a 2-D weight [out, in], got ' .. #ws .. ' dims', 2) end
+  local OC, Cin = ws[1], ws[2]
+  check_last('linear', x, Cin, 'an input')
+  local xc = c32(x)
+  local _, N, xs = last_dim(xc)
+  local os = {unpack(xs)}; os[#os] = OC
+  local out = empty(os)
+  call(C.dama_linear_forward, fp(out), fp(xc), fp(wc), fp(bc), N, Cin, OC)
+  return record('linear', out, {x, w, b, n = 3}, function(g)
+    g = c32(g)
+    local dx = needs_grad(x) and zeros(xs) or nil
+    local dw = needs_grad(w) and zeros(ws) or nil
+    local db = (b and needs_grad(b)) and zeros({OC}) or nil
+    call(C.dama_linear_backward, fp(dx), fp(dw), fp(db), fp(g), fp(xc), fp(wc), N, Cin, OC)
+    return dx, dw, db
+  end)
+end
+
+-- ---------------------------------------------------------------- layer norm
+
+-- over the last dim; w, b may be nil (no affine)
+function F.layer_norm(x, w, b, eps)
+  eps = eps or 1e-5
+  local xc = c32(x)
+  local Cn, N, xs = last_dim(xc)
+  local wc, bc = w and c32(w), b and c32(b)
+  if wc and raw.numel(wc) ~= Cn then error('layer_norm: weight has ' .. raw.numel(wc) .. ' elements, expected ' .. Cn, 2) end
+  local out, mean, rstd = empty(xs), empty({N}), empty({N})
+  call(C.dama_layernorm_forward, fp(out), fp(mean), fp(rstd), fp(xc), fp(wc), fp(bc), N, Cn, eps)
+  return record('layer_norm', out, {x, w, b, n = 3}, function(g)
+    g = c32(g)
+    local dx = needs_grad(x) and zeros(xs) or nil
+    local dw = (w and needs_grad(w)) and zeros(raw.size(w)) or nil
+    local db = (b and needs_grad(b)) and zeros(raw.size(b)) or nil
+    call(C.dama_layernorm_backward, fp(dx), fp(dw), fp(db), fp(g), fp(xc), fp(wc), fp(mean), fp(rstd), N, Cn)
+    return dx, dw, db
+  end)
+end
+
+-- ---------------------------------------------------------------- activations
+
+function F.gelu(x)
+  local xc = c32(x)
+  local n = raw.numel(xc)
+  local out = empty(raw.size(xc))
+  call(C.dama_gelu_forward, fp(out), fp(xc), n)
+  return record('gelu', out, {x, n = 1}, function(g)
+    g = c32(g)
+    local dx = zeros(raw.size(xc))
+    call(C.dama_gelu_backward, fp(dx), fp(xc), fp(g), n)
+    return dx
+  end)
+end
+
+function F.relu(x)
+  local xc = c32(x)
+  local n = raw.numel(xc)
+  local out = empty(raw.size(xc))
+  call(C.dama_relu_forward, fp(out), fp(xc), n)
+  return record('relu', out, {x, n = 1}, function(g)
+    g = c32(g)
+    local dx = zeros(raw.size(xc))
+    call(C.dama_relu_backward, fp(dx), fp(out), fp(g), n)
+    return dx
+  end)
+end
+
+-- softmax over the last dim
+function F.softmax(x)
+  local xc = c32(x)
+  local Cn, N, xs = last_dim(xc)
+  local out = empty(xs)
+  call(C.dama_softmax_forward, fp(out), fp(xc), N, Cn)
+  return record('softmax', out, {x, n = 1}, function(g)
+    g = c32(g)
+    local dx = zeros(xs)
+    call(C.dama_softmax_backward, fp(dx), fp(out), fp(g), N, Cn)
+    return dx
+  end)
+end
+
+-- ---------------------------------------------------------------- attention
+
+-- qkv [B, T, 3C] (timm layout: reshape(B, T, 3, heads, C/heads)) -> [B, T, C]; scale nil = hd^-0.5
+function F.attention(qkv, num_heads, scale)
+  local q = c32(qkv, 'attention qkv')
+  local s = raw.size(q)
+  if #s ~= 3 or s[3] % 3 ~= 0 then
+    error('attention: expected qkv of shape [B, T, 3*C], got [' .. table.concat(s, ', ') .. ']', 2)
+  end
+  local B, T, Cd = s[1], s[2], s[3] / 3
+  if Cd % num_heads ~= 0 then
+    error(string.format('attention: width %d is not divisible by %d heads', Cd, num_heads), 2)
+  end
+  scale = scale or 0
+  local out, att = empty({B, T, Cd}), empty({B, num_heads, T, T})
+  call(C.dama_attention_forward, fp(out), fp(att), fp(q), B, T, Cd, num_heads, scale)
+  return record('attention', out, {qkv, n = 1}, function(g)
+    g = c32(g)
+    local dq = zeros(s)
+    call(C.dama_attention_backward, fp(dq), fp(g), fp(q), fp(att), B, T, Cd, num_heads, scale)
+    return dq
+  end)
+end
+
+-- ---------------------------------------------------------------- dropout, drop-path
+
+function F.dropout(x, p, training)
+  if not training or not p or p == 0 then return x end
+  if p >= 1 then return Tensor.mul(x, 0) end
+  local xc = c32(x)
+  local n = raw.numel(xc)
+  local mask = raw.to(raw.ge(tensor.rand(raw.size(xc)), p), 'f32')
+  local scale = 1 / (1 - p)
+  local out = empty(raw.size(xc))
+  call(C.dama_dropout_forward, fp(out), fp(xc), fp(mask), scale, n)
+  return record('dropout', out, {x, n = 1}, function(g)
+    g = c32(g)
+    local dx = zeros(raw.size(xc))
+    call(C.dama_dropout_backward, fp(dx), fp(g), fp(mask), scale, n)
+    return dx
+  end)
+end
+
+-- stochastic depth: one keep draw per sample (dim 0)
+function F.drop_path(x, p, training)
+  if not training or not p or p == 0 then return x end
+  local xc = c32(x)
+  local s = raw.size(xc)
+  local N = s[1]
+  local M = raw.numel(xc) / N
+  local mask = raw.to(raw.ge(tensor.rand(N), p), 'f32')
+  local scale = 1 / (1 - p)
+  local out = empty(s)
+  call(C.dama_drop_path_forward, fp(out), fp(xc), fp(mask), scale, N, M)
+  return record('drop_path', out, {x, n = 1}, function(g)
+    g = c32(g)
+    local dx = zeros(s)
+    call(C.dama_drop_path_backward, fp(dx), fp(g), fp(mask), scale, N, M)
+    return dx
+  end)
+end
+
+-- ---------------------------------------------------------------- patches
+
+local function image_dims(op, imgs, p)
+  local s = raw.size(imgs)
+  if #s ~= 4 then error(op .. ': expected images [N, C, H, W], got ' .. #s .. ' dims', 3) end
+  if s[3] % p ~= 0 or s[4] % p ~= 0 then
+    error(string.format('%s: image size %d×%d is not a multiple of the patch size %d', op, s[3], s[4], p), 3)
+  end
+  return s[1], s[2], s[3], s[4]
+end
+
+-- imgs [N, C, H, W] -> [N, L, p*p*C] (element (i*p + j)*C + c: the reference's norm-pix target layout)
+function F.patchify(imgs, p)
+  local x = c32(imgs)
+  local N, Cn, H, W = image_dims('patchify', x, p)
+  local L = (H / p) * (W / p)
+  local out = empty({N, L, p * p * Cn})
+  call(C.dama_patchify, fp(out), fp(x), N, Cn, H, W, p)
+  return record('patchify', out, {imgs, n = 1}, function(g)
+    g = c32(g)
+    local dx = empty({N, Cn, H, W})
+    call(C.dama_unpatchify, fp(dx), fp(g), N, Cn, H, W, p)
+    return dx
+  end)
+end
+
+function F.unpatchify(patches, p, Cn, H, W)
+  local x = c32(patches)
+  local N = raw.size(x, 0)
+  local out = empty({N, Cn, H, W})
+  call(C.dama_unpatchify, fp(out), fp(x), N, Cn, H, W, p)
+  return record('unpatchify', out, {patches, n = 1}, function(g)
+    g = c32(g)
+    local dx = empty(raw.size(x))
+    call(C.dama_patchify, fp(dx), fp(g), N, Cn, H, W, p)
+    return dx
+  end)
+end
+
+-- Conv2d(C -> D, kernel p, stride p) as im2col + GEMM: imgs [N, C, H, W], w [D, C, p, p] -> [N, L, D]
+function F.patch_embed(imgs, w, b, p)
+  local x = c32(imgs)
+  local N, Cn, H, W = image_dims('patch_embed', x, p)
+  local wc, bc = c32(w, 'patch_embed weight'), b and c32(b)
+  local D = raw.size(wc, 0)
+  if raw.numel(wc) ~= D * Cn * p * p then
+    error(string.format('patch_embed: weight has %d elements, expected [%d, %d, %d, %d]', raw.numel(wc), D, Cn, p, p), 2)
+  end
+  local L = (H / p) * (W / p)
+  local out, col = empty({N, L, D}), empty({N * L, Cn * p * p})
+  call(C.dama_patch_embed_forward, fp(out), fp(col), fp(x), fp(wc), fp(bc), N, Cn, H, W, p, D)
+  return record('patch_embed', out, {imgs, w, b, n = 3}, function(g)
+    g = c32(g)
+    local dx = needs_grad(imgs) and zeros({N, Cn, H, W}) or nil
+    local scratch = dx and empty({N * L, Cn * p * p}) or nil
+    local dw = needs_grad(w) and zeros(raw.size(w)) or nil
+    local db = (b and needs_grad(b)) and zeros({D}) or nil
+    call(C.dama_patch_embed_backward, fp(dx), fp(dw), fp(db), fp(g), fp(col), fp(wc), fp(scratch),
+         N, Cn, H, W, p, D)
+    return dx, dw, db
+  end)
+end
+
+-- Fixed 2-D sin-cos position embedding [cls + gh*gw, D] (MAE convention; no gradient).
+function F.sincos_pos_embed(D, grid_h, grid_w, cls)
+  local rows = (cls and 1 or 0) + grid_h * grid_w
+  local out = empty({rows, D})
+  call(C.dama_pos_embed_2d_sincos, fp(out), D, grid_h, grid_w, cls and 1 or 0)
+  return out
+end
+
+-- ---------------------------------------------------------------- token selection (masking)
+
+-- x [N, L, D], ids_keep [N, K] (i64) -> [N, K, D]
+function F.gather_tokens(x, ids_keep)
+  local s = raw.size(x)
+  local k = raw.size(ids_keep)
+  local idx = raw.expand(raw.unsqueeze(ids_keep, -1), {k[1], k[2], s[3]})
+  return Tensor.gather(x, 1, idx)
+end
+
+-- tokens [N, K, D] (visible, no cls), mask_token [D] / [1, 1, D], ids_restore [N, L] -> [N, L, D]:
+-- out[n, l] = tokens[n, ids_restore[n, l]] if that is < K, else the mask token.
+function F.unshuffle_tokens(tokens, mask_token, ids_restore)
+  local s = raw.size(tokens)
+  local N, K, D = s[1], s[2], s[3]
+  local L = raw.size(ids_restore, 1)
+  local mt = Tensor.expand(Tensor.reshape(mask_token, {1, 1, D}), {N, L - K, D})
+  local full = tensor.cat({tokens, mt}, 1)
+  local idx = raw.expand(raw.unsqueeze(ids_restore, -1), {N, L, D})
+  return Tensor.gather(full, 1, idx)
+end
+
+-- ---------------------------------------------------------------- losses (0-dim outputs)
+
+local function scalar_out() return empty({}) end
+local function dloss_of(g) return raw.item(g) end
+
+local function same_numel(op, a, b)
+  if raw.numel(a) ~= raw.numel(b) then
+    error(string.format('%s: prediction has %d elements, target has %d (shapes %s and %s)', op, raw.numel(a),
+      raw.numel(b), raw.shape_string(a), raw.shape_string(b)), 3)
+  end
+end
+
+function F.mse_loss(pred, target)
+  same_numel('mse_loss', pred, target)
+  local p, t = c32(pred), c32(target)
+  local n = raw.numel(p)
+  local out = scalar_out()
+  call(C.dama_mse_loss_forward, fp(out), fp(p), fp(t), n)
+  return record('mse_loss', out, {pred, target, n = 2}, function(g)
+    local dp = needs_grad(pred) and zeros(raw.size(p)) or nil
+    local dt = needs_grad(target) and zeros(raw.size(t)) or nil
+    call(C.dama_mse_loss_backward, fp(dp), fp(dt), fp(p), fp(t), n, dloss_of(g))
+    return dp, dt
+  end)
+end
+
+-- reduction: 'mean' (default) or 'sum'; beta = 0 is L1
+function F.smooth_l1_loss(pred, target, beta, reduction)
+  same_numel('smooth_l1_loss', pred, target)
+  beta = beta or 1
+  local red = (reduction == 'sum') and 0 or 1
+  local p, t = c32(pred), c32(target)
+  local n = raw.numel(p)
+  local out = scalar_out()
+  call(C.dama_smooth_l1_loss_forward, fp(out), fp(p), fp(t), n, beta, red)
+  return record('smooth_l1_loss', out, {pred, target, n = 2}, function(g)
+    local dp = needs_grad(pred) and zeros(raw.size(p)) or nil
+    local dt = needs_grad(target) and zeros(raw.size(t)) or nil
+    call(C.dama_smooth_l1_loss_backward, fp(dp), fp(dt), fp(p), fp(t), n, beta, red, dloss_of(g))
+    return dp, dt
+  end)
+end
+
+-- logits [N, K], target [N] class indices (0-based), mean over N
+function F.cross_entropy(logits, target, label_smoothing)
+  local l = c32(logits)
+  local s = raw.size(l)
+  local N, K = s[1], s[2]
+  local t = raw.contiguous(raw.to(target, 'i64'))
+  local out = scalar_out()
+  local tp = ffi.cast('int64_t*', C.dama_data_ptr(t._c))
+  call(C.dama_cross_entropy_forward, fp(out), fp(l), tp, N, K, label_smoothing or 0)
+  return record('cross_entropy', out, {logits, n = 1}, function(g)
+    local dl = zeros(s)
+    call(C.dama_cross_entropy_backward, fp(dl), fp(l), tp, N, K, label_smoothing or 0, dloss_of(g))
+    return dl
+  end)
+end
+
+-- soft targets [N, K] (e.g. mixup): mean over N of -sum target * log_softmax(logits)
+function F.soft_cross_entropy(logits, target)
+  local l, t = c32(logits), c32(target)
+  local s = raw.size(l)
+  local out = scalar_out()
+  call(C.dama_soft_cross_entropy_forward, fp(out), fp(l), fp(t), s[1], s[2])
+  return record('soft_cross_entropy', out, {logits, n = 1}, function(g)
+    local dl = zeros(s)
+    call(C.dama_soft_cross_entropy_backward, fp(dl), fp(l), fp(t), s[1], s[2], dloss_of(g))
+    return dl
+  end)
+end
+
+-- MAE/DAMA pixel loss: pred, target [N, L, P], mask [N, L] (1 = removed).
+-- Returns the loss (mean over removed patches) and the per-patch loss [N, L] (no gradient).
+function F.normpix_loss(pred, target, mask, opts)
+  opts = opts or {}
+  local norm_pix = opts.norm_pix == false and 0 or 1
+  local eps = opts.eps or 1e-6
+  local p, t, m = c32(pred), c32(target), c32(mask)
+  local s = raw.size(p)
+  if #s ~= 3 then error('normpix_loss: expected pred [N, L, P], got ' .. raw.shape_string(p), 2) end
+  local N, L, P = s[1], s[2], s[3]
+  same_numel('normpix_loss', p, t)
+  if raw.numel(m) ~= N * L then
+    error(string.format('normpix_loss: mask has %d elements, expected N*L = %d', raw.numel(m), N * L), 2)
+  end
+  local out, lpp = scalar_out(), empty({N, L})
+  call(C.dama_normpix_loss_forward, fp(out), fp(lpp), fp(p), fp(t), fp(m), N, L, P, norm_pix, eps)
+  record('normpix_loss', out, {pred, n = 1}, function(g)
+    local dp = zeros(s)
+    call(C.dama_normpix_loss_backward, fp(dp), fp(p), fp(t), fp(m), N, L, P, norm_pix, eps, dloss_of(g))
+    return dp
+  end)
+  return out, lpp
+end
+
+return F
