@@ -1,5 +1,23 @@
 #!/bin/sh
-# Debian 12 packages needed to build and test dama. One `apt-get install -y ...` per line; append.
+# Debian 12 packages needed to build and test dama (run as root, or prefix with sudo).
+# Other engineers: append packages to the PACKAGES list, one concern per line.
 set -e
-apt-get install -y build-essential cmake pkg-config libluajit-5.1-dev luajit libtiff-dev libopenblas-dev libedit-dev libcjson-dev libstb-dev libpng-dev
-apt-get install -y tmux  # tests/cli/test_*interrupt.sh drive the REPL in a terminal
+PACKAGES="
+  build-essential cmake pkg-config
+  libluajit-5.1-dev luajit
+  libtiff-dev libpng-dev libstb-dev
+  libopenblas-dev
+  libedit-dev libcjson-dev
+  tmux
+"
+# tmux: tests/cli drive the REPL in a real terminal (Ctrl-C tests)
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq $missing
+fi
+echo "install-deps: all packages present"
