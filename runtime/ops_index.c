@@ -81,7 +81,7 @@ dama_status dama_gather(dama_tensor **out, const dama_tensor *a, int32_t dim, co
   dama_tensor *ix = NULL;
   DAMA_TRY(index_i64("gather", index, &ix));
   dama_status s = check_index_shape("gather", a, "input", index, d, false);
-  if (s == DAMA_OK) s = check_bounds("gather", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, dim);
+  if (s == DAMA_OK) s = check_bounds("gather", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
   if (s == DAMA_OK) s = dama_empty(out, index->ndim, index->shape, (dama_dtype)a->dtype, dama_cpu());
   if (s == DAMA_OK) {
     gather_ctx c = {a, ix, *out, d};
@@ -121,7 +121,7 @@ dama_status dama_scatter_(dama_tensor *a, int32_t dim, const dama_tensor *index,
   dama_status s = check_index_shape("scatter_", a, "self", index, d, false);
   /* src: a 0-d tensor is a scalar for every position, else index must fit inside src */
   if (s == DAMA_OK && src->ndim != 0) s = check_index_shape("scatter_", src, "src", index, d, true);
-  if (s == DAMA_OK) s = check_bounds("scatter_", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, dim);
+  if (s == DAMA_OK) s = check_bounds("scatter_", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
   if (s == DAMA_OK) {
     if (src->dtype != a->dtype || ops_same_storage(a, src)) s = dama_to_dtype(&sv, src, (dama_dtype)a->dtype);
     else { dama_tensor_retain((dama_tensor *)src); sv = (dama_tensor *)src; }
@@ -184,7 +184,7 @@ dama_status dama_index_select(dama_tensor **out, const dama_tensor *a, int32_t d
   if (index->ndim > 1)
     s = dama_error(DAMA_ERR_SHAPE, "index_select: index must be 1-d, got shape %s", dama_shape_str(index, si, sizeof si));
   const int64_t len = dama_numel(ix), size = a->shape[d];
-  if (s == DAMA_OK) s = check_bounds("index_select", dama_data_ptr(ix), len, size, dim);
+  if (s == DAMA_OK) s = check_bounds("index_select", dama_data_ptr(ix), len, size, d);
   if (s == DAMA_OK) s = dama_contiguous(&ac, a);
   int64_t oshape[DAMA_MAX_DIMS];
   memcpy(oshape, a->shape, sizeof oshape);
