@@ -52,6 +52,8 @@ static void print_usage(FILE *f)
         "chunk continues on the next line, Tab completes globals and fields, Ctrl-C interrupts\n"
         "running code (or drops the line being typed), Ctrl-D exits. When standard input is not a\n"
         "terminal, the REPL reads lines silently and exits with status 1 if any chunk failed.\n"
+        "Chunks typed at the REPL run interpreted (jit.off) so that Ctrl-C can stop their loops;\n"
+        "library code stays compiled, and long C operations stop on Ctrl-C too.\n"
         "\n"
         "Environment:\n"
         "  DAMA_LUA_PATH  directories (':'-separated) searched first for Lua modules\n"

@@ -143,7 +143,12 @@ static chunk_kind read_chunk(lua_State *L, int *is_expr)
     }
     if (is_tty && line[0] != '\0') add_history(line);
     if (!first) text_append(&buf, "\n", 1);
-    if (text_append(&buf, line, strlen(line)) != 0) {
+    const char *body = line;
+    if (first && line[0] == '=') { /* Lua 5.1's `=expr` */
+      text_append(&buf, "return ", 7);
+      body = line + 1;
+    }
+    if (text_append(&buf, body, strlen(body)) != 0) {
       free(line);
       lua_pushliteral(L, "repl: out of memory reading the input");
       kind = CHUNK_ERROR;
@@ -364,13 +369,13 @@ int dama_repl_run(lua_State *L)
     chunk_kind kind = read_chunk(L, &is_expr);
     if (kind == CHUNK_EOF) break;
     if (kind == CHUNK_CANCEL) continue;
+    save_history(); /* before running: the line survives a crash or os.exit() */
     if (kind == CHUNK_ERROR) {
       dama_host_report(L, 0);
       failures++;
     } else {
       failures += run_chunk(L, is_expr);
     }
-    save_history();
     lua_settop(L, 0);
   }
   if (is_tty) {

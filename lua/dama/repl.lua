@@ -51,9 +51,19 @@ end
 format = function(v, indent, depth, seen)
   local t = type(v)
   if t == 'string' then return M.quote(v) end
+  if depth > 0 and (t == 'userdata' or t == 'cdata' or
+                    (t == 'table' and getmetatable(v) ~= nil and rawget(v, 'summary') == nil)) then
+    -- Inside a table, an object with a :summary() method (tensors, modules) shows as that one line.
+    local ok, s = pcall(function()
+      local f = v.summary
+      if type(f) == 'function' then return f(v) end
+    end)
+    if ok and type(s) == 'string' then return s end
+  end
   if t ~= 'table' or has_tostring(v) then
     local ok, s = pcall(tostring, v)
-    return ok and tostring(s) or ('<' .. t .. ': __tostring failed: ' .. tostring(s) .. '>')
+    if not ok then return '<' .. t .. ': __tostring failed: ' .. tostring(s) .. '>' end
+    return (tostring(s):gsub('\n', '\n' .. indent))
   end
   if seen[v] then return '<cycle: ' .. tostring(v) .. '>' end
   if next(v) == nil then return '{}' end
@@ -90,7 +100,8 @@ format = function(v, indent, depth, seen)
 end
 
 -- One value as the REPL shows it: strings quoted, tables nested with sorted keys, values with a
--- __tostring (tensors) through it.
+-- __tostring (tensors) through it; inside a table, values with a :summary() method (tensors) show
+-- as its one line.
 function M.format(v)
   return format(v, '', 0, {})
 end

@@ -91,6 +91,15 @@ expect "__tostring used" "custom!" "$out"
 out=$(repl 'setmetatable({}, {__tostring = function() error("no") end})\nprint("still")\n')
 expect_match "a failing __tostring is reported, not fatal" 'still' "$out"
 
+out=$(repl '{setmetatable({}, {__tostring = function() return "l1\\nl2" end})}\n')
+expect "multi-line __tostring inside a table is indented" '{
+  l1
+  l2
+}' "$out"
+out=$(repl 'C = {summary = function(self) return "one line" end}; C.__index = C\n{v = setmetatable({}, C)}\n')
+expect "inside a table, a value with :summary() shows as that line" '{v = one line}' "$out"
+out=$(repl '=1 + 2\n')
+expect "Lua 5.1 style =expr" "3" "$out"
 out=$(repl 'dama ~= nil\n')
 expect "dama is a global in the REPL" "true" "$out"
 out=$(repl 'r = require "dama.repl"\nr.complete("pri")\nr.complete("string.up")\nr.complete("s:up")\n' | tr -d '\n')
