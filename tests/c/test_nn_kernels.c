@@ -11,11 +11,11 @@ static float frand(void) { /* uniform in [-1, 1) */
   return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 static float *rnd(int64_t n, float scale) {
-  float *p = malloc(sizeof(float) * (size_t)n);
+  float *p = malloc(sizeof(float) * (n > 0 ? (size_t)n : 1));
   for (int64_t i = 0; i < n; i++) p[i] = scale * frand();
   return p;
 }
-static float *zeros(int64_t n) { return calloc((size_t)n, sizeof(float)); }
+static float *zeros(int64_t n) { return calloc(n > 0 ? (size_t)n : 1, sizeof(float)); }
 static double max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0.0;
   for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
@@ -247,24 +247,76 @@ static double att_obj(void *p) {
   return dot_r(c->out, c->R, c->B * c->T * c->C);
 }
 
-DAMA_TEST(attention_forward_matches_reference) {
-  const int64_t B = 2, T = 13, C = 24, NH = 3;
-  float *qkv = rnd(B * T * 3 * C, 1.5f), *out = zeros(B * T * C), *att = zeros(B * NH * T * T);
-  double *ref = malloc(sizeof(double) * (size_t)(B * T * C));
-  CHECK_OK(dama_attention_forward(out, att, qkv, B, T, C, NH, 0.0f)); /* default scale hd^-0.5 */
-  attention_ref(ref, qkv, B, T, C, NH, 1.0 / sqrt(8.0));
-  double worst = 0.0;
-  for (int64_t i = 0; i < B * T * C; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
-  CHECK_MSG(worst < 1e-5, "attention error %g", worst);
-  double rowsum = 0.0;
-  for (int64_t j = 0; j < T; j++) rowsum += att[(1 * NH + 2) * T * T + 5 * T + j];
-  CHECK_CLOSE(rowsum, 1.0, 1e-5);
-  free(qkv); free(out); free(att); free(ref);
+/* naive double reference of the backward: dqkv = d(sum out * R)/d qkv */
+static void attention_bwd_ref(double *dqkv, const float *R, const float *qkv, int64_t B, int64_t T, int64_t C,
+                              int64_t NH, double scale) {
+  int64_t hd = C / NH, C3 = 3 * C;
+  double *p = malloc(sizeof(double) * (size_t)T), *dp = malloc(sizeof(double) * (size_t)T);
+  for (int64_t i = 0; i < B * T * C3; i++) dqkv[i] = 0.0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < NH; h++)
+      for (int64_t i = 0; i < T; i++) {
+        const float *q = qkv + (b * T + i) * C3 + h * hd, *g = R + (b * T + i) * C + h * hd;
+        double mx = -1e300, sum = 0.0, s = 0.0;
+        for (int64_t j = 0; j < T; j++) {
+          const float *k = qkv + (b * T + j) * C3 + C + h * hd;
+          double d = 0.0;
+          for (int64_t c = 0; c < hd; c++) d += (double)q[c] * k[c];
+          p[j] = d * scale;
+          mx = fmax(mx, p[j]);
+        }
+        for (int64_t j = 0; j < T; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
+        for (int64_t j = 0; j < T; j++) {
+          const float *v = qkv + (b * T + j) * C3 + 2 * C + h * hd;
+          p[j] /= sum;
+          dp[j] = 0.0;
+          for (int64_t c = 0; c < hd; c++) { dp[j] += (double)g[c] * v[c]; dqkv[(b * T + j) * C3 + 2 * C + h * hd + c] += p[j] * g[c]; }
+          s += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j < T; j++) {
+          double ds = p[j] * (dp[j] - s) * scale;
+          const float *k = qkv + (b * T + j) * C3 + C + h * hd;
+          for (int64_t c = 0; c < hd; c++) {
+            dqkv[(b * T + i) * C3 + h * hd + c] += ds * k[c];
+            dqkv[(b * T + j) * C3 + C + h * hd + c] += ds * q[c];
+          }
+        }
+      }
+  free(p); free(dp);
+}
+
+/* forward and backward against the double references, for the workload's shapes (hd 32/64, T 13/65)
+ * and for odd head dims and long sequences that take the remainder and tiling paths */
+DAMA_TEST(attention_matches_reference) {
+  const int64_t cases[][4] = {{2, 13, 24, 3}, {2, 13, 64, 2}, {1, 65, 128, 2}, {2, 37, 96, 3}, {1, 300, 128, 2},
+                              {1, 5, 12, 2}};
+  for (size_t cs = 0; cs < sizeof cases / sizeof cases[0]; cs++) {
+    const int64_t B = cases[cs][0], T = cases[cs][1], C = cases[cs][2], NH = cases[cs][3], n = B * T * 3 * C;
+    float *qkv = rnd(n, 1.5f), *out = zeros(B * T * C), *att = zeros(B * NH * T * T), *R = rnd(B * T * C, 1);
+    float *dqkv = rnd(n, 1); /* nonzero: the backward accumulates */
+    float *dqkv0 = malloc(sizeof(float) * (size_t)n);
+    memcpy(dqkv0, dqkv, sizeof(float) * (size_t)n);
+    double *ref = malloc(sizeof(double) * (size_t)(B * T * C)), *dref = malloc(sizeof(double) * (size_t)n);
+    double scale = 1.0 / sqrt((double)(C / NH));
+    CHECK_OK(dama_attention_forward(out, att, qkv, B, T, C, NH, 0.0f)); /* default scale hd^-0.5 */
+    attention_ref(ref, qkv, B, T, C, NH, scale);
+    double worst = 0.0, dworst = 0.0, rowsum = 0.0;
+    for (int64_t i = 0; i < B * T * C; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+    for (int64_t j = 0; j < T; j++) rowsum += att[(B * NH - 1) * T * T + (T / 2) * T + j];
+    CHECK_OK(dama_attention_backward(dqkv, R, qkv, att, B, T, C, NH, 0.0f));
+    attention_bwd_ref(dref, R, qkv, B, T, C, NH, scale);
+    for (int64_t i = 0; i < n; i++) dworst = fmax(dworst, fabs(dqkv[i] - dqkv0[i] - dref[i]));
+    free(qkv); free(out); free(att); free(R); free(dqkv); free(dqkv0); free(ref); free(dref);
+    CHECK_MSG(worst < 1e-5, "case %zu: attention forward error %g", cs, worst);
+    CHECK_MSG(dworst < 1e-4, "case %zu: attention backward error %g", cs, dworst);
+    CHECK_CLOSE(rowsum, 1.0, 1e-5);
+  }
 }
 
 DAMA_TEST(attention_backward_gradcheck) {
+  for (int shape = 0; shape < 2; shape++) {
   att_ctx c = {0};
-  c.B = 2; c.T = 5; c.C = 12; c.NH = 2; c.scale = 0.3f;
+  c.B = 2; c.T = shape ? 6 : 5; c.C = shape ? 32 : 12; c.NH = 2; c.scale = 0.3f;
   int64_t nqkv = c.B * c.T * 3 * c.C;
   c.qkv = rnd(nqkv, 1); c.out = zeros(c.B * c.T * c.C); c.att = zeros(c.B * c.NH * c.T * c.T);
   c.R = rnd(c.B * c.T * c.C, 1);
@@ -285,6 +337,7 @@ DAMA_TEST(attention_backward_gradcheck) {
   CHECK_STATUS(dama_attention_forward(c.out, c.att, c.qkv, 2, 5, 12, 5, 0.0f), DAMA_ERR_ARG); /* C % NH */
   CHECK_STATUS(dama_attention_backward(dqkv, c.R, c.qkv, c.att, 0, 5, 12, 2, 0.0f), DAMA_ERR_ARG);
   free(c.qkv); free(c.out); free(c.att); free(c.R); free(dqkv);
+  }
 }
 
 /* ---------------- patches ---------------- */

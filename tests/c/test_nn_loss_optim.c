@@ -10,11 +10,11 @@ static float frand(void) { /* uniform in [-1, 1) */
   return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 static float *rnd(int64_t n, float scale) {
-  float *p = malloc(sizeof(float) * (size_t)n);
+  float *p = malloc(sizeof(float) * (n > 0 ? (size_t)n : 1));
   for (int64_t i = 0; i < n; i++) p[i] = scale * frand();
   return p;
 }
-static float *zeros(int64_t n) { return calloc((size_t)n, sizeof(float)); }
+static float *zeros(int64_t n) { return calloc(n > 0 ? (size_t)n : 1, sizeof(float)); }
 
 /* Central differences of a scalar loss f(ctx) against analytic gradients, on up to 60 entries. */
 typedef double (*objective_fn)(void *ctx);
