@@ -108,3 +108,72 @@ int32_t dama_synth_cell_label(uint64_t seed, uint64_t index);
 const char *dama_synth_channel_name(int32_t channel);
 /* "neuron", "astrocyte", "oligodendrocyte", "microglia", "endothelial"; NULL out of range. */
 const char *dama_synth_class_name(int32_t type);
+
+/* ---- the threaded batch loader ----
+ * Worker threads decode and augment samples into a ring of batch buffers; batches come out in order and,
+ * for a given seed, identical whatever the number of workers (each sample's randomness depends only on
+ * (seed, epoch, sample index)). The cursor (epoch, index) is the position in the epoch's sample order
+ * where the next batch starts; get it, save it with a checkpoint, set it to resume exactly. */
+
+typedef enum dama_loader_source {
+  DAMA_LOADER_FILES = 0, /* paths[n] with labels[n]: TIFF / PNG / JPEG / .npy images, decoded by the io API */
+  DAMA_LOADER_ARRAY = 1, /* an N x H x W x C (or N x H x W) u8 / u16 / f32 tensor, e.g. an mmap'ed .npy */
+  DAMA_LOADER_SYNTH = 2  /* the synthetic labelled single-cell crops dama_synth_cell(synth_seed, i) */
+} dama_loader_source;
+
+typedef enum dama_pipeline {
+  DAMA_PIPE_NONE = 0,   /* ToTensor only (the sample must be out_size x out_size) */
+  DAMA_PIPE_TRAIN = 1,  /* dama_aug_train */
+  DAMA_PIPE_VAL = 2,    /* dama_aug_val */
+  DAMA_PIPE_RESIZE = 3, /* dama_aug_resize to out_size x out_size with resize_mode */
+  DAMA_PIPE_RRC = 4     /* dama_aug_random_resized_crop */
+} dama_pipeline;
+
+typedef struct dama_loader_config {
+  int32_t source;               /* dama_loader_source */
+  int64_t n;                    /* samples: FILES the number of paths; ARRAY 0 = all rows; SYNTH crops per epoch */
+  const char *const *paths;     /* FILES (copied) */
+  const int64_t *labels;        /* FILES / ARRAY: n labels (copied), or NULL for -1 */
+  dama_tensor *array;           /* ARRAY (retained until destroy) */
+  uint64_t synth_seed;          /* SYNTH */
+  int32_t synth_size;           /* SYNTH crop size; 0 = 100 */
+  int32_t pipeline;             /* dama_pipeline */
+  int32_t out_size;             /* output height = width; 0 = 128 */
+  int32_t crop_size;            /* VAL centre crop; 0 = out_size * 3 / 8 */
+  int32_t resize_mode;          /* RESIZE: dama_resize_mode */
+  double rrc_scale_lo, rrc_scale_hi, rrc_ratio_lo, rrc_ratio_hi; /* RRC; all 0 = (0.08, 1), (3/4, 4/3) */
+  double rrc_hflip;             /* RRC horizontal flip probability */
+  const int32_t *channels;      /* output channels as indices into the source's (copied); NULL = all */
+  int32_t n_channels;
+  int32_t expect_channels;      /* FILES: channels every file must have; 0 = those of the first file */
+  int64_t batch_size;
+  int32_t shuffle;              /* 1 = a new order each epoch: Fisher-Yates on Philox(seed, epoch) */
+  int32_t drop_last;            /* 1 = drop the last incomplete batch of each epoch */
+  uint64_t seed;
+  int32_t workers;              /* worker threads; 0 = decode in the calling thread */
+  int32_t prefetch;             /* batch buffers in the ring; 0 = 2 */
+  int32_t skip_bad;             /* FILES: an unreadable file is replaced by the next readable one (in
+                                   dataset order) and counted; 0 = next() fails naming the file */
+} dama_loader_config;
+
+typedef struct dama_loader dama_loader;
+
+dama_status dama_loader_create(const dama_loader_config *cfg, dama_loader **out);
+void dama_loader_destroy(dama_loader *loader);  /* NULL is fine; joins the workers */
+/* The next batch: images (n x C x out x out floats; may be NULL) and labels (n int64; may be NULL) are
+ * copied into caller memory sized for a full batch. *n = samples in the batch; *n = 0 marks the end of an
+ * epoch (the cursor then moves to the start of the next epoch, so the following call starts it). */
+dama_status dama_loader_next(dama_loader *loader, float *images, int64_t *labels, int64_t *n);
+/* The same without copying: *images and *labels point into the loader's ring and stay valid until the
+ * next call of next / next_borrow / set_cursor / destroy. */
+dama_status dama_loader_next_borrow(dama_loader *loader, const float **images, const int64_t **labels, int64_t *n);
+dama_status dama_loader_set_cursor(dama_loader *loader, int64_t epoch, int64_t index);
+void dama_loader_get_cursor(const dama_loader *loader, int64_t *epoch, int64_t *index);
+int64_t dama_loader_batches_per_epoch(const dama_loader *loader);
+int64_t dama_loader_num_samples(const dama_loader *loader);
+/* Shape of one output sample: channels, height, width. */
+void dama_loader_sample_shape(const dama_loader *loader, int32_t *c, int32_t *h, int32_t *w);
+/* Distinct unreadable files met so far (skip_bad) and samples produced since create. */
+void dama_loader_stats(const dama_loader *loader, int64_t *skipped, int64_t *samples);
+/* The sample order of an epoch (n dataset indices), as the loader uses it. */
+dama_status dama_loader_epoch_order(const dama_loader *loader, int64_t epoch, int64_t *order);
