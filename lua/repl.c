@@ -311,6 +311,8 @@ static void setup_editline(void)
   rl_completer_word_break_characters = (char *)rl_basic_word_break_characters;
   rl_attempted_completion_function = attempted_completion;
   rl_completion_append_character = '\0';
+  /* rl_catch_signals stays on: libedit then restores the terminal on Ctrl-Z/fg and hands Ctrl-C on
+   * to our handler (which makes readline() return NULL, see read_line). */
   stifle_history(HISTORY_SIZE);
   if (history_path[0]) read_history(history_path);
 }
