@@ -165,6 +165,42 @@ local function collect_keys(obj, add, seen)
   end
 end
 
+-- Submodules of the module `modname` that are on package.path but not loaded yet (dama.nn, ...):
+-- file names found with libc's glob(), since Lua cannot list a directory.
+local glob_ok, glob_ffi = pcall(function()
+  local ffi = require 'ffi'
+  ffi.cdef [[
+    int glob(const char *pattern, int flags, void *errfunc, void *pglob);
+    void globfree(void *pglob);
+  ]]
+  return ffi
+end)
+
+local function submodules(modname, add)
+  if not glob_ok then return end
+  local ffi = glob_ffi
+  local modpath = modname:gsub('%.', '/')
+  -- glob_t starts with size_t gl_pathc; char **gl_pathv (glibc, musl, BSD); the rest fits in 512 bytes.
+  local g = ffi.new('uint64_t[64]')
+  local header = ffi.cast('struct { size_t gl_pathc; char **gl_pathv; } *', g)
+  for template in package.path:gmatch('[^;]+') do
+    local prefix, suffix = template:match('^(.-)%?(.*)$')
+    local pattern, strip
+    if suffix == '.lua' then
+      pattern, strip = prefix .. modpath .. '/*.lua', '([^/]+)%.lua$'
+    elseif suffix == '/init.lua' then
+      pattern, strip = prefix .. modpath .. '/*/init.lua', '([^/]+)/init%.lua$'
+    end
+    if pattern and ffi.C.glob(pattern, 0, nil, g) == 0 then
+      for i = 0, tonumber(header.gl_pathc) - 1 do
+        local name = ffi.string(header.gl_pathv[i]):match(strip)
+        if name and name ~= 'init' then add(name) end
+      end
+      ffi.C.globfree(g)
+    end
+  end
+end
+
 -- Resolve "a.b.c" from the globals without calling anything but __index; nil if it does not resolve.
 local function resolve(path)
   local obj = _G
@@ -187,7 +223,7 @@ function M.complete(text)
   if head then
     local obj = resolve(head)
     if obj == nil then return out end
-    collect_keys(obj, function(k)
+    local function consider(k)
       if is_identifier(k) and k:sub(1, #partial) == partial and (k:sub(1, 1) ~= '_' or partial ~= '') then
         if sep == ':' then
           if type(safe_index(obj, k)) == 'function' then add(head .. ':' .. k .. '(') end
@@ -195,7 +231,13 @@ function M.complete(text)
           add(head .. '.' .. k)
         end
       end
-    end, {})
+    end
+    collect_keys(obj, consider, {})
+    if sep == '.' and type(obj) == 'table' then
+      for name, mod in pairs(package.loaded) do
+        if mod == obj and type(name) == 'string' then pcall(submodules, name, consider) end
+      end
+    end
   elseif text:match('^[%a_]?[%w_]*$') then
     collect_keys(_G, function(k)
       if is_identifier(k) and k:sub(1, #text) == text then add(k) end

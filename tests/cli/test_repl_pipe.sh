@@ -107,6 +107,12 @@ expect "completion candidates (print and friends)" '{"print"}{"string.upper"}{}'
 out=$(repl 's = "x"\nrequire("dama.repl").complete("s:up")\nrequire("dama.repl").complete("wh")\n')
 expect "method completion on a value with a metatable; keywords" '{"s:upper("}
 {"while"}' "$out"
+mkdir -p "$tmp/mods/fakepkg/deep"
+printf 'return {field = 1}\n' > "$tmp/mods/fakepkg/init.lua"
+printf 'return 2\n' > "$tmp/mods/fakepkg/sub.lua"
+printf 'return 3\n' > "$tmp/mods/fakepkg/deep/init.lua"
+out=$(printf 'fakepkg = require "fakepkg"\nrequire("dama.repl").complete("fakepkg.")\n' | DAMA_LUA_PATH="$tmp/mods" "$DAMA")
+expect "completion lists submodules not loaded yet" '{"fakepkg.deep", "fakepkg.field", "fakepkg.sub"}' "$out"
 out=$(repl 'require("dama.repl").complete("dama.")\n')
 expect_match "completion of dama fields" '"dama\.' "$out"
 
