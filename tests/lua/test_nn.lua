@@ -278,3 +278,39 @@ test('forward shapes, masking hook, backward fills the grad arena', function()
   local lat2, f2 = m:forward_encoder(x)
   expect_eq(lat2.shape, {2, 17, 64}); expect_eq(f2[3].shape, {2, 17, 64})
 end)
+
+test('fine-tuning: load_pretrained filters a DAMA checkpoint, pos_embed becomes trainable', function()
+  dama.manual_seed(11)
+  local mae = small_mae()
+  local ckpt = {}
+  for k, v in pairs(mae:state_dict()) do ckpt['base_encoder.' .. k] = v; ckpt['momentum_encoder.' .. k] = v * 0 end
+  local v = nn.ViT{img = 32, patch = 8, chans = 7, dim = 64, depth = 3, heads = 4, global_pool = 'avg', num_classes = 5,
+                   drop_path = 0.1}
+  local r = v:load_pretrained(ckpt, {prefix = 'base_encoder.'})
+  table.sort(r.missing)
+  expect_eq(r.missing, {'fc_norm.bias', 'fc_norm.weight', 'head.bias', 'head.weight'})
+  expect_eq(r.unexpected, {'norm.bias', 'norm.weight'})   -- the avg-pool model has no final norm (timm)
+  expect_eq((v.blocks[3].mlp.fc2.weight - mae.blocks[3].mlp.fc2.weight):abs():max():item(), 0)
+  expect_eq((v.pos_embed - mae.pos_embed):abs():max():item(), 0)
+  -- drop-path rises linearly over the blocks
+  expect_eq(v.blocks[1].drop_path1.drop_prob, 0); expect(math.abs(v.blocks[3].drop_path2.drop_prob - 0.1) < 1e-12)
+  local n0 = v:num_parameters()
+  expect(not v.pos_embed.requires_grad)
+  v:set_pos_trainable(true)
+  expect(v:has_arena() and v.pos_embed.requires_grad)
+  expect_eq(v:num_parameters(), n0 + 17 * 64)
+  expect_eq((v.pos_embed - mae.pos_embed):abs():max():item(), 0)
+  v:set_pos_trainable(false)
+  expect(v:has_arena()); expect_eq(v:num_parameters(), n0)
+  expect(v.pos_embed._c.storage ~= v.arena._c.storage)
+  if not has_functional() then return end
+  -- train mode draws drop-path masks, eval mode is deterministic
+  local x = dama.rand(4, 7, 32, 32)
+  v:eval()
+  local a, b = v(x), v(x)
+  expect_eq((a - b):abs():max():item(), 0)
+  expect_eq(a.shape, {4, 5})
+  v:train()
+  local c = v(x)
+  expect_eq(c.shape, {4, 5})
+end)

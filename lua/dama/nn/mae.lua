@@ -54,7 +54,7 @@ function MAE:__init(o)
   self.decoder_pred = L.Linear(dd, p * p * C, true)
 
   self:init_weights(o.init or 'mae')
-  if o.arena ~= false then self:build_arena() end
+  if o.arena ~= false then self:build_arena{free_old = true} end
 end
 
 -- Spec §1.4: the encoder's init, mask_token N(0, 0.02), every decoder Linear xavier with zero bias.

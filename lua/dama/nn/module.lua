@@ -313,8 +313,30 @@ local function owners(model)
   return own
 end
 
--- build_arena(): see the header. Returns self. Calling it again rebuilds (e.g. after adding a head).
-function Module:build_arena()
+-- build_arena([opts]): see the header. Returns self. Calling it again rebuilds (e.g. after adding a
+-- head or unfreezing a parameter). opts.free_old = true frees the replaced tensors at once instead of
+-- leaving them to the GC (constructors use it; only safe when nobody else holds them).
+function Module:build_arena(opts)
+  local free_old = opts and opts.free_old
+  -- frozen parameters that still view the previous arena get their own memory, so that the old
+  -- arena can be released
+  local prev = rawget(self, 'arena')
+  if prev then
+    local copies = {}
+    for _, e in ipairs(self:named_modules()) do
+      local m = e[2]
+      for _, n in ipairs(m._param_names) do
+        local p = m._parameters[n]
+        if p and rawget(p, 'requires_grad') ~= true and p._c.storage == prev._c.storage then
+          if not copies[p] then
+            copies[p] = p:clone()
+            rawset(copies[p], 'requires_grad', false)
+          end
+          m._parameters[n] = copies[p]
+        end
+      end
+    end
+  end
   local named = self:named_parameters{trainable = true}
   local own = owners(self)
   local layout, total = {}, 0
@@ -342,6 +364,10 @@ function Module:build_arena()
     rawset(view, 'grad', gview)
     for _, o in ipairs(own[old]) do o[1]._parameters[o[2]] = view end
     params[i], grads[i] = view, gview
+    if free_old then
+      if oldg then oldg:free() end
+      old:free()
+    end
   end
   rawset(self, 'arena', arena)
   rawset(self, 'grad_arena', grad_arena)

@@ -126,7 +126,7 @@ function ViT:__init(o)
   if cfg.num_classes > 0 then self.head = L.Linear(dim, cfg.num_classes) end
 
   self:init_weights(o.init or 'mae', o)
-  if o.arena ~= false then self:build_arena() end
+  if o.arena ~= false then self:build_arena{free_old = true} end
 end
 
 -- init_weights(kind): 'mae' = spec §1.4 (xavier Linears with zero bias, patch-embed xavier on its
@@ -216,6 +216,32 @@ end
 function ViT:forward(x, masking)
   if self.global_pool or self.head then return self:forward_head(self:forward_features(x)) end
   return self:forward_encoder(x, masking)
+end
+
+-- load_pretrained(sd[, opts]) -> report: load a pretrained MAE/DAMA checkpoint's encoder (spec §6.2):
+-- keys under opts.prefix ('' by default; 'base_encoder.' or 'momentum_encoder.' for DAMA checkpoints)
+-- with the prefix stripped, minus keys containing 'decoder' or 'mask', loaded non-strictly.
+-- report = {missing, unexpected, mismatched} (for a classifier, missing should be fc_norm.* / head.*).
+-- A pos_embed of another grid size is reported as mismatched (no interpolation yet).
+function ViT:load_pretrained(sd, opts)
+  local prefix = (opts and opts.prefix) or ''
+  local t = {}
+  for k, v in pairs(sd) do
+    if type(k) == 'string' and k:sub(1, #prefix) == prefix then
+      local name = k:sub(#prefix + 1)
+      if not name:find('decoder', 1, true) and not name:find('mask', 1, true) then t[name] = v end
+    end
+  end
+  return self:load_state_dict(t, false)
+end
+
+-- set_pos_trainable(on): make the position table trainable (fine-tuning) or frozen, and rebuild the
+-- arena so that it covers exactly the trainable parameters.
+function ViT:set_pos_trainable(on)
+  rawset(self.pos_embed, 'requires_grad', on ~= false)
+  if not (on ~= false) then rawset(self.pos_embed, 'grad', nil) end
+  self:build_arena()
+  return self
 end
 
 function ViT:extra_repr()
