@@ -13,7 +13,7 @@ local FIX = 'tests/reference/fixtures/'
 local TOL = 1e-4
 
 -- ---------------------------------------------------------------- a small safetensors reader
--- (used when dama.load, the checkpoint module, is not available)
+-- (used when dama.checkpoint.load_tensors is not available)
 
 local function json_decode(s)
   local pos = 1
@@ -106,11 +106,12 @@ local function read_safetensors(path)
   return out, meta
 end
 
+-- dama.checkpoint.load_tensors (the C reader) when it works, else the reader above
 local function load(path)
   local ok, ckpt = pcall(require, 'dama.checkpoint')
-  if ok and type(ckpt) == 'table' and ckpt.load then
-    local t, meta = ckpt.load(path)
-    if t then return t, meta end
+  if ok and type(ckpt) == 'table' and ckpt.load_tensors then
+    local ok2, t, meta = pcall(ckpt.load_tensors, path)
+    if ok2 and t then return t, meta end
   end
   return read_safetensors(path)
 end
