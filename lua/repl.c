@@ -118,14 +118,13 @@ static int text_append(text *t, const char *s, size_t n)
   return 0;
 }
 
-/* Read lines until they form a chunk. READY: the compiled function is on the stack and *is_expr says
- * whether it is `return <input>`. ERROR: the syntax error is on the stack. */
-static chunk_kind read_chunk(lua_State *L, int *is_expr)
+/* Read lines until they form a chunk. READY: the compiled function is on the stack (an expression
+ * compiled to return its values). ERROR: the syntax error is on the stack. */
+static chunk_kind read_chunk(lua_State *L)
 {
   text buf = {NULL, 0, 0};
   int first = 1;
   chunk_kind kind;
-  *is_expr = 0;
   for (;;) {
     int cancelled;
     char *line = read_line(first, &cancelled);
@@ -170,7 +169,6 @@ static chunk_kind read_chunk(lua_State *L, int *is_expr)
     const char *with_return = lua_tolstring(L, -1, &n);
     if (luaL_loadbuffer(L, with_return, n, "=stdin") == 0) {
       lua_remove(L, -2);
-      *is_expr = 1;
       kind = CHUNK_READY;
       break;
     }
@@ -220,7 +218,7 @@ static void print_results(lua_State *L, int first, int n)
 }
 
 /* Run the function on top of the stack; returns 0 or 1 (failed). */
-static int run_chunk(lua_State *L, int is_expr)
+static int run_chunk(lua_State *L)
 {
   int base = lua_gettop(L) - 1;
   if (jit_off_ref != LUA_NOREF) { /* interpret this chunk and every function it defines */
@@ -240,7 +238,6 @@ static int run_chunk(lua_State *L, int is_expr)
     lua_setglobal(L, "_");
     print_results(L, base + 1, n);
   }
-  (void)is_expr;
   lua_settop(L, base);
   return 0;
 }
@@ -367,8 +364,7 @@ int dama_repl_run(lua_State *L)
   }
   dama_host_set_mode(DAMA_HOST_PROMPT);
   for (;;) {
-    int is_expr;
-    chunk_kind kind = read_chunk(L, &is_expr);
+    chunk_kind kind = read_chunk(L);
     if (kind == CHUNK_EOF) break;
     if (kind == CHUNK_CANCEL) continue;
     save_history(); /* before running: the line survives a crash or os.exit() */
@@ -376,7 +372,7 @@ int dama_repl_run(lua_State *L)
       dama_host_report(L, 0);
       failures++;
     } else {
-      failures += run_chunk(L, is_expr);
+      failures += run_chunk(L);
     }
     lua_settop(L, 0);
   }
