@@ -1,0 +1,332 @@
+-- Optimizers, schedules, parameter groups, clipping and EMA; AdamW + schedule against the PyTorch fixture.
+local dama = require 'dama'
+local optim = require 'dama.optim'
+local schedule = require 'dama.schedule'
+local checkpoint = require 'dama.checkpoint'
+local C = dama.C
+local ffi = dama.ffi
+
+local ROOT = os.getenv('DAMA_SOURCE_ROOT') or '.'
+local FIX = ROOT .. '/tests/reference/fixtures/'
+
+local function param(values, shape)
+  local t = dama.tensor(values)
+  if shape then t = t:view(shape) end
+  t.requires_grad = true
+  return t
+end
+
+-- The fixture's TinyNet: y = LayerNorm_8(x W^T + b) + tok[0, 0], loss = mean((y - target)^2).
+-- Forward and backward through the C kernels (runtime/api/nn.h); writes the grads, returns the loss.
+local function tinynet_step(P, x, y)
+  local N = x:size(0)
+  local h = dama.empty(N, 8)
+  local out = dama.empty(N, 8)
+  local mean, rstd = dama.empty(N), dama.empty(N)
+  dama.ffi.C.dama_linear_forward(h:data(), x:data(), P['lin.weight']:data(), P['lin.bias']:data(), N, 16, 8)
+  C.dama_layernorm_forward(out:data(), mean:data(), rstd:data(), h:data(), P['ln.weight']:data(),
+    P['ln.bias']:data(), N, 8, 1e-5)
+  out = out + P.tok:view(1, 8)
+  local loss = ffi.new('float[1]')
+  assert(C.dama_mse_loss_forward(loss, out:data(), y:data(), N * 8) == 0)
+  local dout = dama.zeros(N, 8)
+  assert(C.dama_mse_loss_backward(dout:data(), nil, out:data(), y:data(), N * 8, 1) == 0)
+  P.tok.grad:copy_(dout:sum(0):view(1, 1, 8))
+  local dh = dama.zeros(N, 8)
+  assert(C.dama_layernorm_backward(dh:data(), P['ln.weight'].grad:data(), P['ln.bias'].grad:data(), dout:data(),
+    h:data(), P['ln.weight']:data(), mean:data(), rstd:data(), N, 8) == 0)
+  assert(C.dama_linear_backward(nil, P['lin.weight'].grad:data(), P['lin.bias'].grad:data(), dh:data(), x:data(),
+    P['lin.weight']:data(), N, 16, 8) == 0)
+  return loss[0]
+end
+
+local NAMES = {'tok', 'lin.weight', 'lin.bias', 'ln.weight', 'ln.bias'}   -- torch's named_parameters order
+
+test('AdamW + warmup-cosine reproduce the PyTorch adamw_10 fixture', function()
+  local F, meta = checkpoint.load_tensors(FIX .. 'adamw_10.safetensors')
+  local info = checkpoint.json_decode(meta.meta)
+  local cfg = info.config
+  local P, named = {}, {}
+  for _, n in ipairs(NAMES) do
+    P[n] = F['init.' .. n]:clone()
+    P[n].requires_grad = true
+    P[n].grad = dama.zeros(P[n]:size())
+    named[#named + 1] = {n, P[n]}
+  end
+  local groups = optim.param_groups_weight_decay(named, cfg.weight_decay)
+  expect_eq(groups[2].names, {'tok', 'lin.weight'})              -- decayed, as the fixture's meta says
+  local decayed = info.decayed; table.sort(decayed)
+  local mine = {unpack(groups[2].names)}; table.sort(mine)
+  expect_eq(mine, decayed)
+  expect_eq(groups[1].names, {'lin.bias', 'ln.weight', 'ln.bias'})
+  local opt = optim.AdamW(groups, {lr = cfg.lr, betas = cfg.betas, eps = cfg.eps})
+  local sched = schedule.warmup_cosine{lr = cfg.lr, min_lr = cfg.min_lr, warmup_epochs = cfg.warmup_epochs,
+                                       epochs = cfg.epochs}
+  local step, worst_loss = 0, 0
+  for epoch = 0, cfg.epochs - 1 do
+    for it = 0, cfg.iters_per_epoch - 1 do
+      local lr = sched:adjust(opt, epoch + it / cfg.iters_per_epoch)
+      expect_close(lr, F.lrs[step], 1e-15, 'lr of step ' .. step)
+      expect_eq(opt.param_groups[1].lr, lr); expect_eq(opt.param_groups[2].lr, lr)
+      opt:zero_grad()
+      local loss = tinynet_step(P, F.x:select(0, step):contiguous(), F.y:select(0, step):contiguous())
+      local want = F.losses[step]
+      local rel = math.abs(loss - want) / math.abs(want)
+      worst_loss = math.max(worst_loss, rel)
+      expect(rel <= 1e-5, string.format('step %d: loss %.9g vs %.9g (rel %.3g)', step, loss, want, rel))
+      opt:step()
+      for _, n in ipairs(NAMES) do
+        expect_close(P[n], F['after.' .. step .. '.' .. n], 1e-4, 'after step ' .. step .. ' ' .. n)
+      end
+      step = step + 1
+    end
+  end
+  local worst_w = 0
+  for _, n in ipairs(NAMES) do
+    local d = (P[n] - F['final.' .. n]):abs():max():item()
+    local s = F['final.' .. n]:abs():max():item()
+    worst_w = math.max(worst_w, d / s)
+    expect(d / s <= 1e-4, n .. ': final weights differ, max rel ' .. d / s)
+    expect_close(opt.state[n].exp_avg, F['exp_avg.' .. n], 1e-4, 'exp_avg ' .. n)
+    expect_close(opt.state[n].exp_avg_sq, F['exp_avg_sq.' .. n], 1e-4, 'exp_avg_sq ' .. n)
+    expect_eq(opt.state[n].step, 10)
+  end
+  print(string.format('     adamw_10: worst loss rel err %.3g, worst final weight rel err (max|d|/max|w|) %.3g',
+    worst_loss, worst_w))
+end)
+
+test('warmup_cosine equals the fixture lrs and MAE formula; adjust applies lr_scale', function()
+  local F = checkpoint.load_tensors(FIX .. 'adamw_10.safetensors')
+  local s = schedule.warmup_cosine{lr = 0.01, warmup_epochs = 1, epochs = 2}
+  for i = 0, 9 do
+    local t = math.floor(i / 5) + (i % 5) / 5
+    expect_close(s(t), F.lrs[i], 1e-16)
+  end
+  local s2 = schedule.warmup_cosine{lr = 3e-4, min_lr = 1e-6, warmup_epochs = 40, epochs = 500}
+  expect_close(s2(20), 1.5e-4, 1e-15)
+  expect_close(s2(40), 3e-4, 1e-15)
+  expect_close(s2(270), 1e-6 + (3e-4 - 1e-6) * 0.5, 1e-15)
+  expect_close(s2(500), 1e-6, 1e-15)
+  local p1, p2 = param{1, 2}, param{3}
+  local opt = optim.AdamW({{params = {p1}, lr_scale = 0.25}, {params = {p2}}}, {lr = 1})
+  local lr = s2:adjust(opt, 20)
+  expect_eq(lr, s2(20))
+  expect_eq(opt.param_groups[1].lr, s2(20) * 0.25)
+  expect_eq(opt.param_groups[2].lr, s2(20))
+  expect_error(function() schedule.warmup_cosine{lr = 1, warmup_epochs = 5, epochs = 5} end, 'exceed')
+end)
+
+test('momentum cosine schedule 0.996 -> 1', function()
+  local m = schedule.momentum_cosine{m0 = 0.996, epochs = 100}
+  expect_close(m(0), 0.996, 1e-15)
+  expect_close(m(50), 0.998, 1e-15)
+  expect_close(m(100), 1.0, 1e-15)
+  expect_close(m(25), 1 - 0.004 * 0.5 * (1 + math.cos(math.pi / 4)), 1e-15)
+end)
+
+-- torch.optim.SGD in double precision, for comparison
+local function sgd_reference(p, grads, lr, momentum, dampening, wd, nesterov)
+  local buf
+  for step, g0 in ipairs(grads) do
+    local g = {}
+    for i = 1, #p do g[i] = g0[i] + wd * p[i] end
+    if momentum ~= 0 then
+      if step == 1 then buf = {unpack(g)}
+      else for i = 1, #p do buf[i] = momentum * buf[i] + (1 - dampening) * g[i] end end
+      for i = 1, #p do g[i] = nesterov and (g[i] + momentum * buf[i]) or buf[i] end
+    end
+    for i = 1, #p do p[i] = p[i] - lr * g[i] end
+  end
+  return p
+end
+
+test('SGD matches hand-computed steps (plain, momentum, nesterov, weight decay)', function()
+  local grads = {{0.5, -1, 2}, {0.25, 0.5, -1.5}, {-0.75, 1, 0.1}}
+  for _, c in ipairs{{0, 0, false, 0}, {0.9, 0, false, 0}, {0.9, 0, true, 1e-2}, {0.8, 0.1, false, 0.05}} do
+    local momentum, dampening, nesterov, wd = c[1], c[2], c[3], c[4]
+    local p = param{1, -2, 3}
+    local opt = optim.SGD({p}, {lr = 0.1, momentum = momentum, dampening = dampening, nesterov = nesterov,
+                                weight_decay = wd})
+    for _, g in ipairs(grads) do
+      p.grad = dama.tensor(g)
+      opt:step()
+    end
+    local want = sgd_reference({1, -2, 3}, grads, 0.1, momentum, dampening, wd, nesterov)
+    expect_close(p, want, 1e-6, string.format('momentum %g nesterov %s', momentum, tostring(nesterov)))
+  end
+  expect_error(function() optim.SGD({param{1}}) end, 'lr')
+end)
+
+test('AdamW first step by hand; params without grad are skipped; zero_grad', function()
+  local p, q = param{1, -2}, param{5}
+  local opt = optim.AdamW({p, q}, {lr = 0.1, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.5})
+  p.grad = dama.tensor{0.3, -0.4}
+  opt:step()
+  -- step 1: m = 0.1 g, v = 0.001 g^2; mhat = g, vhat = g^2; p = p (1 - lr wd) - lr * g / (|g| + eps)
+  expect_close(p, {1 * 0.95 - 0.1 * 0.3 / (0.3 + 1e-8), -2 * 0.95 + 0.1 * 0.4 / (0.4 + 1e-8)}, 1e-6)
+  expect_eq(q:totable(), {5})
+  expect(opt.state['1'] == nil or opt.state['1'].step == 0)
+  expect_eq(opt.state['0'].step, 1)
+  opt:zero_grad()
+  expect_eq(p.grad:totable(), {0, 0})
+  opt:zero_grad(true)
+  expect(p.grad == nil)
+end)
+
+test('a flat arena with views steps exactly like separate tensors', function()
+  dama.manual_seed(3)
+  local arena, garena = dama.randn(20), dama.randn(20)
+  local a = arena:narrow(0, 0, 12):view(3, 4); a.grad = garena:narrow(0, 0, 12):view(3, 4)
+  local b = arena:narrow(0, 12, 8); b.grad = garena:narrow(0, 12, 8)
+  local a2, b2 = a:clone(), b:clone()
+  a2.grad, b2.grad = a.grad:clone(), b.grad:clone()
+  local o1 = optim.AdamW({{'a', a}, {'b', b}}, {lr = 0.01, weight_decay = 0.1})
+  local o2 = optim.AdamW({{'a', a2}, {'b', b2}}, {lr = 0.01, weight_decay = 0.1})
+  -- the whole arena as one parameter, too
+  local whole = arena:clone(); whole.grad = garena:clone()
+  local o3 = optim.AdamW({whole}, {lr = 0.01, weight_decay = 0.1})
+  for _ = 1, 3 do o1:step(); o2:step(); o3:step() end
+  expect_eq(a:totable(), a2:totable()); expect_eq(b:totable(), b2:totable())
+  expect_eq(arena:totable(), whole:totable())
+  expect_eq(o1.state.a.exp_avg:totable(), o2.state.a.exp_avg:totable())
+end)
+
+test('optimizer state_dict / load_state_dict resume exactly', function()
+  local function make()
+    dama.manual_seed(11)
+    local w, b = param(dama.randn(4, 3):totable()), param(dama.randn(3):totable())
+    return w, b
+  end
+  local w, b = make()
+  local opt = optim.AdamW(optim.param_groups_weight_decay({{'w', w}, {'b', b}}, 0.05), {lr = 0.01})
+  local function grads(step)
+    dama.manual_seed(100 + step)
+    w.grad = dama.randn(4, 3); b.grad = dama.randn(3)
+  end
+  for s = 1, 3 do grads(s); opt:step() end
+  local sd = opt:state_dict()
+  local w2, b2 = w:clone(), b:clone()
+  w2.requires_grad, b2.requires_grad = true, true
+  local opt2 = optim.AdamW(optim.param_groups_weight_decay({{'w', w2}, {'b', b2}}, 0.05), {lr = 0.01})
+  -- copy the state (the live views would otherwise be shared)
+  local copy = {type = sd.type, param_groups = sd.param_groups, state = {}}
+  for k, st in pairs(sd.state) do
+    copy.state[k] = {step = st.step, exp_avg = st.exp_avg:clone(), exp_avg_sq = st.exp_avg_sq:clone()}
+  end
+  opt2:load_state_dict(copy)
+  grads(4); opt:step()
+  local gw, gb = w.grad, b.grad
+  w2.grad, b2.grad = gw, gb
+  opt2:step()
+  expect_eq(w2:totable(), w:totable()); expect_eq(b2:totable(), b:totable())
+  expect_eq(opt2.state.w.step, 4)
+  -- a state for other parameters is refused, naming them
+  local bad = {type = 'AdamW', param_groups = sd.param_groups, state = {zz = {step = 1, exp_avg = dama.zeros(2),
+    exp_avg_sq = dama.zeros(2)}, w = {step = 1, exp_avg = dama.zeros(5), exp_avg_sq = dama.zeros(4, 3)}}}
+  local msg = expect_error(function() opt2:load_state_dict(bad) end, "unexpected state for 'zz'")
+  expect(msg:find("exp_avg of 'w' has shape 5", 1, true), msg)
+end)
+
+test('clip_grad_norm: global L2 norm, scaling above max_norm', function()
+  local p, q = param{0, 0}, param{0}
+  p.grad, q.grad = dama.tensor{3, 4}, dama.tensor{12}
+  local n = optim.clip_grad_norm({p, q}, 100)
+  expect_close(n, 13, 1e-12)
+  expect_eq(p.grad:totable(), {3, 4})
+  n = optim.clip_grad_norm({p, q}, 6.5)
+  expect_close(n, 13, 1e-12)
+  local c = 6.5 / (13 + 1e-6)
+  expect_close(p.grad, {3 * c, 4 * c}, 1e-6); expect_close(q.grad, {12 * c}, 1e-6)
+  expect_close(optim.clip_grad_norm({p, q}), 6.5, 1e-6)
+  local r = param{1}   -- no grad: skipped
+  expect_close(optim.clip_grad_norm({p, q, r}), 6.5, 1e-6)
+end)
+
+test('EMA: shadow = m * shadow + (1 - m) * param; targets; copy_to', function()
+  local p = param{1, 2, 3}
+  local ema = optim.EMA({p}, 0.9)
+  p:copy_(dama.tensor{11, 12, 13})
+  ema:update()
+  expect_close(ema.shadow[1], {2, 3, 4}, 1e-6)
+  ema:update(0.5)
+  expect_close(ema.shadow[1], {6.5, 7.5, 8.5}, 1e-6)
+  local teacher = dama.zeros(3)
+  local e2 = optim.EMA({p}, 0.99, {target = {teacher}})
+  expect_eq(teacher:totable(), {11, 12, 13})
+  p:copy_(dama.tensor{111, 112, 113})
+  e2:update()
+  expect_close(teacher, {12, 13, 14}, 1e-5)
+  ema:copy_to()
+  expect_close(p, {6.5, 7.5, 8.5}, 1e-6)
+end)
+
+local function vit_named()
+  local function t(...) local x = dama.zeros(...); x.requires_grad = true; return x end
+  local pos = dama.zeros(1, 5, 4)   -- frozen (requires_grad unset while the others are true)
+  return {
+    {'cls_token', t(1, 1, 4)}, {'pos_embed', pos}, {'patch_embed.proj.weight', t(4, 3, 2, 2)},
+    {'patch_embed.proj.bias', t(4)},
+    {'blocks.0.norm1.weight', t(4)}, {'blocks.0.attn.qkv.weight', t(12, 4)}, {'blocks.0.attn.qkv.bias', t(12)},
+    {'blocks.1.attn.qkv.weight', t(12, 4)}, {'blocks.1.attn.qkv.bias', t(12)},
+    {'norm.weight', t(4)}, {'norm.bias', t(4)}, {'head.weight', t(5, 4)}, {'head.bias', t(5)},
+  }
+end
+
+test('param_groups_weight_decay follows timm add_weight_decay', function()
+  local g = optim.param_groups_weight_decay(vit_named(), 0.05)
+  expect_eq(g[1].weight_decay, 0); expect_eq(g[2].weight_decay, 0.05)
+  expect_eq(g[1].names, {'patch_embed.proj.bias', 'blocks.0.norm1.weight', 'blocks.0.attn.qkv.bias',
+    'blocks.1.attn.qkv.bias', 'norm.weight', 'norm.bias', 'head.bias'})
+  expect_eq(g[2].names, {'cls_token', 'patch_embed.proj.weight', 'blocks.0.attn.qkv.weight',
+    'blocks.1.attn.qkv.weight', 'head.weight'})   -- 3-D tokens ARE decayed; frozen pos_embed is left out
+  local g2 = optim.param_groups_weight_decay(vit_named(), 0.05, {'cls_token'})
+  expect_eq(g2[1].names[1], 'cls_token')
+  -- a 2-D parameter named *.bias is not decayed either
+  local w = dama.zeros(2, 2)
+  expect_eq(optim.param_groups_weight_decay({{'x.bias', w}}, 0.1)[1].names, {'x.bias'})
+end)
+
+test('param_groups_lrd follows MAE lr_decay (layer ids, scales, no-decay list)', function()
+  expect_eq(optim.layer_id_for_vit('cls_token', 12), 0)
+  expect_eq(optim.layer_id_for_vit('pos_embed', 12), 0)
+  expect_eq(optim.layer_id_for_vit('patch_embed.proj.weight', 12), 0)
+  expect_eq(optim.layer_id_for_vit('blocks.0.attn.qkv.bias', 12), 1)
+  expect_eq(optim.layer_id_for_vit('blocks.11.mlp.fc2.weight', 12), 12)
+  expect_eq(optim.layer_id_for_vit('fc_norm.weight', 12), 13)
+  expect_eq(optim.layer_id_for_vit('head.weight', 12), 13)
+  local named = vit_named()
+  named[2][2].requires_grad = true   -- fine-tuning trains pos_embed
+  local groups = optim.param_groups_lrd(named, {weight_decay = 0.05, layer_decay = 0.5,
+    no_weight_decay_list = {'pos_embed', 'cls_token', 'dist_token'}})
+  local by = {}
+  for _, g in ipairs(groups) do by[g.group_name] = g end
+  expect_eq(groups[1].group_name, 'layer_0_no_decay')    -- first-seen order, like the Python dict
+  expect_eq(by.layer_0_no_decay.names, {'cls_token', 'pos_embed', 'patch_embed.proj.bias'})
+  expect_eq(by.layer_0_decay.names, {'patch_embed.proj.weight'})
+  expect_eq(by.layer_1_no_decay.names, {'blocks.0.norm1.weight', 'blocks.0.attn.qkv.bias'})
+  expect_eq(by.layer_2_decay.names, {'blocks.1.attn.qkv.weight'})
+  expect_eq(by.layer_3_no_decay.names, {'norm.weight', 'norm.bias', 'head.bias'})
+  expect_eq(by.layer_3_decay.names, {'head.weight'})
+  -- num_layers inferred = 2 blocks: scale = 0.5 ^ (3 - id)
+  expect_eq(by.layer_0_decay.lr_scale, 0.125); expect_eq(by.layer_1_no_decay.lr_scale, 0.25)
+  expect_eq(by.layer_2_decay.lr_scale, 0.5); expect_eq(by.layer_3_decay.lr_scale, 1)
+  expect_eq(by.layer_0_no_decay.weight_decay, 0); expect_eq(by.layer_2_decay.weight_decay, 0.05)
+  -- ViT-B: 0.65 ^ (13 - id)
+  local g12 = optim.param_groups_lrd(named, {layer_decay = 0.65, num_layers = 12})
+  for _, g in ipairs(g12) do expect_close(g.lr_scale, 0.65 ^ (13 - g.layer_id), 1e-15) end
+  -- the scheduler applies the scale
+  local opt = optim.AdamW(groups, {lr = 1})
+  schedule.warmup_cosine{lr = 1e-3, warmup_epochs = 5, epochs = 50}:adjust(opt, 10)
+  local s = schedule.warmup_cosine{lr = 1e-3, warmup_epochs = 5, epochs = 50}(10)
+  for _, g in ipairs(opt.param_groups) do expect_close(g.lr, s * g.lr_scale, 1e-15) end
+end)
+
+test('bad parameters give clear errors', function()
+  local p = param{1, 2}
+  local opt = optim.AdamW({{'w', p}}, {lr = 0.1})
+  p.grad = dama.tensor({1, 2}, 'f64')
+  expect_error(function() opt:step() end, "gradient of parameter 'w' must be a contiguous f32")
+  p.grad = dama.tensor{1, 2, 3}
+  expect_error(function() opt:step() end, "has 3 elements")
+  expect_error(function() optim.AdamW({p, p}, {lr = 1}) end, 'twice')
+end)
