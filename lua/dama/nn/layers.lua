@@ -14,6 +14,19 @@ end})
 
 local L = {}
 
+-- Model constructors that re-initialise every Linear/Conv2d right away (ViT/MAE with init 'mae') build
+-- their layers inside L.deferred_init(fn), which skips the PyTorch default draws (half the RNG work
+-- for a ViT-B); the weights are uninitialised until the model's init_weights runs.
+local defer_init = false
+function L.deferred_init(fn, ...)
+  local old = defer_init
+  defer_init = true
+  local res = {pcall(fn, ...)}
+  defer_init = old
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2)
+end
+
 local function bool_str(b) return b and 'True' or 'False' end
 
 -- ---------------------------------------------------------------- containers
@@ -54,7 +67,7 @@ function Linear:__init(in_features, out_features, bias)
   rawset(self, 'in_features', in_features); rawset(self, 'out_features', out_features)
   self:register_parameter('weight', tensor.empty(out_features, in_features))
   if bias then self:register_parameter('bias', tensor.empty(out_features)) end
-  self:reset_parameters()
+  if not defer_init then self:reset_parameters() end
 end
 function Linear:reset_parameters() init.default_linear_(self.weight, self.bias) return self end
 function Linear:forward(x) return F.linear(x, self.weight, self.bias) end
@@ -148,7 +161,7 @@ function Conv2d:__init(in_ch, out_ch, kernel, stride, bias)
   rawset(self, 'in_channels', in_ch); rawset(self, 'out_channels', out_ch); rawset(self, 'kernel_size', kernel)
   self:register_parameter('weight', tensor.empty(out_ch, in_ch, kernel, kernel))
   if bias then self:register_parameter('bias', tensor.empty(out_ch)) end
-  self:reset_parameters()
+  if not defer_init then self:reset_parameters() end
 end
 function Conv2d:reset_parameters() init.default_linear_(self.weight, self.bias) return self end
 function Conv2d:forward(x)

@@ -29,6 +29,8 @@ function MAE:__init(o)
   local enc = {}
   for k, v in pairs(o) do enc[k] = v end
   enc.arena, enc.global_pool, enc.num_classes, enc.pos_embed, enc.init = false, nil, 0, 'sincos', 'torch'
+  local kind = o.init or 'mae'
+  enc._deferred = kind == 'mae'   -- every layer is re-initialised below: skip the default draws
   vit.ViT.__init(self, enc)
   local D, grid, p, C = self.embed_dim, self.cfg.grid, self.patch_size, self.in_chans
   local dd, ddepth, dheads = o.dec_dim or 512, o.dec_depth or 8, o.dec_heads or 16
@@ -42,18 +44,21 @@ function MAE:__init(o)
   c.mask_ratio = o.mask_ratio or 0.75
   rawset(self, 'decoder_embed_dim', dd)
 
-  self.decoder_embed = L.Linear(D, dd, true)
-  self:register_parameter('mask_token', tensor.zeros(1, 1, dd))
-  self:register_parameter('decoder_pos_embed', vit.sincos_pos_embed(dd, grid, grid, true):clone(), false)
-  self.decoder_blocks = L.ModuleList()
-  for _ = 1, ddepth do
-    self.decoder_blocks:append(L.Block{dim = dd, heads = dheads, mlp_ratio = c.mlp_ratio, qkv_bias = c.qkv_bias,
-                                       eps = c.eps})
+  local function decoder()
+    self.decoder_embed = L.Linear(D, dd, true)
+    self:register_parameter('mask_token', tensor.zeros(1, 1, dd))
+    self:register_parameter('decoder_pos_embed', vit.sincos_pos_embed(dd, grid, grid, true):clone(), false)
+    self.decoder_blocks = L.ModuleList()
+    for _ = 1, ddepth do
+      self.decoder_blocks:append(L.Block{dim = dd, heads = dheads, mlp_ratio = c.mlp_ratio, qkv_bias = c.qkv_bias,
+                                         eps = c.eps})
+    end
+    self.decoder_norm = L.LayerNorm(dd, c.eps)
+    self.decoder_pred = L.Linear(dd, p * p * C, true)
   end
-  self.decoder_norm = L.LayerNorm(dd, c.eps)
-  self.decoder_pred = L.Linear(dd, p * p * C, true)
+  if kind == 'mae' then L.deferred_init(decoder) else decoder() end
 
-  self:init_weights(o.init or 'mae')
+  self:init_weights(kind)
   if o.arena ~= false then self:build_arena{free_old = true} end
 end
 

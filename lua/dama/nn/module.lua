@@ -339,7 +339,7 @@ function Module:build_arena(opts)
   end
   local named = self:named_parameters{trainable = true}
   local own = owners(self)
-  local layout, total = {}, 0
+  local layout, total, used = {}, 0, 0
   for _, e in ipairs(named) do
     local p = e[2]
     if p.dtype ~= 'f32' then
@@ -348,8 +348,10 @@ function Module:build_arena(opts)
     local n = p:numel()
     layout[#layout + 1] = {name = e[1], offset = total, numel = n, shape = p:size()}
     total = total + math.ceil(n / ALIGN) * ALIGN
+    used = used + n
   end
-  local arena = tensor.zeros(math.max(total, 1))
+  -- every element is overwritten below unless there are alignment gaps (which must be zero)
+  local arena = (used == total and total > 0) and tensor.empty(total) or tensor.zeros(math.max(total, 1))
   local grad_arena = tensor.zeros(math.max(total, 1))
   local params, grads = {}, {}
   for i, e in ipairs(named) do

@@ -110,22 +110,26 @@ function ViT:__init(o)
   else
     error(string.format("%s: pos_embed must be 'sincos' or 'learned', got '%s'", who, tostring(cfg.pos_embed)), 3)
   end
-  self.patch_embed = L.PatchEmbed(img, patch, chans, dim)
-  self.blocks = L.ModuleList()
-  for i = 1, depth do
-    local dp = depth > 1 and cfg.drop_path * (i - 1) / (depth - 1) or 0
-    self.blocks:append(L.Block{dim = dim, heads = heads, mlp_ratio = cfg.mlp_ratio, qkv_bias = cfg.qkv_bias,
-                               drop_path = dp, eps = eps})
+  local kind = o.init or 'mae'
+  local function layers()
+    self.patch_embed = L.PatchEmbed(img, patch, chans, dim)
+    self.blocks = L.ModuleList()
+    for i = 1, depth do
+      local dp = depth > 1 and cfg.drop_path * (i - 1) / (depth - 1) or 0
+      self.blocks:append(L.Block{dim = dim, heads = heads, mlp_ratio = cfg.mlp_ratio, qkv_bias = cfg.qkv_bias,
+                                 drop_path = dp, eps = eps})
+    end
+    if gp == 'avg' then
+      self.norm = L.Identity()
+      self.fc_norm = L.LayerNorm(dim, eps)
+    else
+      self.norm = L.LayerNorm(dim, eps)
+    end
+    if cfg.num_classes > 0 then self.head = L.Linear(dim, cfg.num_classes) end
   end
-  if gp == 'avg' then
-    self.norm = L.Identity()
-    self.fc_norm = L.LayerNorm(dim, eps)
-  else
-    self.norm = L.LayerNorm(dim, eps)
-  end
-  if cfg.num_classes > 0 then self.head = L.Linear(dim, cfg.num_classes) end
+  if kind == 'mae' or o._deferred then L.deferred_init(layers) else layers() end
 
-  self:init_weights(o.init or 'mae', o)
+  self:init_weights(kind, o)
   if o.arena ~= false then self:build_arena{free_old = true} end
 end
 
@@ -136,8 +140,12 @@ function ViT:init_weights(kind, o)
   o = o or {}
   if kind == 'torch' or kind == 'none' then return self end
   if kind ~= 'mae' then error(string.format("init_weights: kind must be 'mae' or 'torch', got '%s'", tostring(kind)), 2) end
-  local w = self.patch_embed.proj.weight
+  local w, b = self.patch_embed.proj.weight, self.patch_embed.proj.bias
   init.xavier_uniform_(w:view(w:size(0), -1))
+  if b then   -- the conv bias keeps PyTorch's default U(+-1/sqrt(C*p*p))
+    local bnd = 1 / math.sqrt(w:numel() / w:size(0))
+    b:uniform_(-bnd, bnd)
+  end
   if self.cfg.pos_embed == 'learned' then init.trunc_normal_(self.pos_embed, 0, 0.02, -2, 2) end
   self.cls_token:normal_(0, 0.02)
   for _, m in ipairs(self:modules()) do
