@@ -4,8 +4,9 @@
 #include "dama_internal.h"
 #include <math.h>
 
-/* Float compares may be if-converted (clamps, selects) only when traps are ignored; results are unchanged. */
-#pragma GCC optimize("no-trapping-math")
+/* Float compares may be if-converted (clamps, selects) only when traps are ignored (results unchanged);
+ * a*b+c may use FMA (as with -ffp-contract=fast, which -std=c11 turns off). */
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 
 /* e^x for x in [-87, 88] (clamped outside): 2^k * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial. */
 static inline float vexpf(float x) {

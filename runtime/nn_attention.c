@@ -7,8 +7,9 @@
 #include "dama_internal.h"
 #include <math.h>
 
-/* Float compares may be if-converted (clamps, selects) only when traps are ignored; results are unchanged. */
-#pragma GCC optimize("no-trapping-math")
+/* Float compares may be if-converted (clamps, selects) only when traps are ignored (results unchanged);
+ * a*b+c may use FMA (as with -ffp-contract=fast, which -std=c11 turns off). */
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 
 #define ATT_MAX_T 8192
 #define ATT_TILE 16384 /* floats of stack per thread for the transposed K or V tile */

@@ -3,6 +3,9 @@
 #include "dama_internal.h"
 #include <math.h>
 
+/* Let sqrtf and float selects vectorise: no errno from sqrtf (its inputs are >= 0) and no FP traps. */
+#pragma GCC optimize("no-math-errno", "no-trapping-math")
+
 #define CHECK_N(fn, n) DAMA_CHECK((n) > 0, DAMA_ERR_ARG, fn ": n must be positive, got %lld", (long long)(n))
 
 dama_status dama_mse_loss_forward(float *loss, const float *pred, const float *target, int64_t n) {

@@ -3,6 +3,9 @@
 #include "dama_internal.h"
 #include <math.h>
 
+/* a*b+c may use FMA (as with -ffp-contract=fast, which -std=c11 turns off). */
+#pragma GCC optimize("fp-contract=fast")
+
 dama_status dama_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                                    const float *bias, int64_t N, int64_t C, float eps) {
   DAMA_CHECK(N > 0 && C > 0, DAMA_ERR_ARG, "layernorm_forward: sizes must be positive, got N=%lld C=%lld",
