@@ -12,7 +12,8 @@ S=(tmux -L "dama-cli-$$" -f /dev/null)
 trap '"${S[@]}" kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0
 
-screen() { "${S[@]}" capture-pane -p -J -S - -t t; }
+T=t  # the tmux session in use
+screen() { "${S[@]}" capture-pane -p -J -S - -t "$T"; }
 # Wait until the pane shows a line matching the regex (extended, grep -E) `count` times.
 wait_for() { # regex timeout_s [count]
   local deadline=$((SECONDS + $2)) n
@@ -32,7 +33,8 @@ check() { # name regex timeout_s [count]
     failures=$((failures + 1))
   fi
 }
-type_line() { "${S[@]}" send-keys -t t -l "$1"; "${S[@]}" send-keys -t t Enter; }
+keys() { "${S[@]}" send-keys -t "$T" "$@"; }
+type_line() { keys -l "$1"; keys Enter; }
 
 "${S[@]}" new-session -d -s t -x 200 -y 50 \
   "env HOME='$tmp' DAMA_HISTORY='$tmp/history' '$DAMA'; echo \"EXITED rc=\$?\"; sleep 600"
@@ -42,7 +44,7 @@ check "banner and prompt" '^dama> $' 10
 # a pure-Lua loop typed at the prompt
 type_line 'for i = 1, 1e12 do end'
 sleep 1
-"${S[@]}" send-keys -t t C-c
+keys C-c
 check "Ctrl-C stops a pure-Lua loop" '^stdin:1: interrupted' 5
 type_line 'print(1 + 1)'
 check "the REPL goes on after the interrupt" '^2$' 5
@@ -51,22 +53,26 @@ check "the REPL goes on after the interrupt" '^2$' 5
 type_line 'function spin() local s = 0; while true do s = s + math.sin(s) end end'
 type_line 'spin()'
 sleep 1
-"${S[@]}" send-keys -t t C-c
+keys C-c
 check "Ctrl-C stops a loop in a function defined at the prompt" 'interrupted' 5 2
 type_line 'print(2 + 2)'
 check "the REPL goes on (2)" '^4$' 5
 
 # long C operations in a loop (needs the tensor binding and matmul)
 if "$DAMA" -e 'local a = dama.randn({8, 8}); a:matmul(a)' >/dev/null 2>&1; then
-  type_line 'local a = dama.randn({1000, 1000}); for i = 1, 1e9 do a:matmul(a) end'
-  sleep 2
-  "${S[@]}" send-keys -t t C-c
+  type_line 'a = dama.randn({1000, 1000}); print("ready" .. 1)'
+  check "a 1000x1000 tensor" '^ready1$' 20
+  type_line 'print("looping" .. 1); for i = 1, 1e9 do a:matmul(a) end'
+  check "the matmul loop started" '^looping1$' 10
+  sleep 1
+  keys C-c
   check "Ctrl-C stops a loop of 1000x1000 matmuls" 'interrupted' 10 3
   type_line 'print(3 + 3)'
   check "the REPL goes on (3)" '^6$' 5
-  type_line 'local a = dama.randn({3000, 3000}); local t0 = os.clock(); local ok, e = pcall(function() for i = 1, 100 do a:matmul(a) end end); print("caught:", ok, e)'
-  sleep 2
-  "${S[@]}" send-keys -t t C-c
+  type_line 'ok, e = pcall(function() print("looping" .. 2); for i = 1, 1e9 do a:matmul(a) end end); print("caught:", ok, e)'
+  check "the matmul loop in pcall started" '^looping2$' 10
+  sleep 1
+  keys C-c
   check "the interrupt is a Lua error that pcall catches" '^caught:[[:space:]]+false[[:space:]].*interrupted' 10
   type_line 'x = dama.randn({3, 4})'
   type_line 'x'
@@ -76,8 +82,8 @@ else
 fi
 
 # Ctrl-C at the prompt drops the line being typed, and an unfinished chunk
-"${S[@]}" send-keys -t t -l 'print("dropped" .. "1")'
-"${S[@]}" send-keys -t t C-c
+keys -l 'print("dropped" .. "1")'
+keys C-c
 type_line 'print("kept" .. "1")'
 check "Ctrl-C at the prompt: the next line runs" '^kept1$' 5
 if screen | grep -q '^dropped1$'; then
@@ -87,19 +93,19 @@ else
 fi
 type_line 'function unfinished()'
 check "an unfinished chunk continues" '^  \.\.> $' 5
-"${S[@]}" send-keys -t t C-c
+keys C-c
 type_line 'print(6 * 7)'
 check "Ctrl-C drops an unfinished chunk" '^42$' 5
 
 # Tab completion of a field, and of a method after ':'
-"${S[@]}" send-keys -t t -l 'string.upp'
-"${S[@]}" send-keys -t t Tab
+keys -l 'string.upp'
+keys Tab
 sleep 0.3
 type_line '("tab")'
 check "Tab completes fields" '^"TAB"$' 5
 type_line 's = "abc"'
-"${S[@]}" send-keys -t t -l 's:rev'
-"${S[@]}" send-keys -t t Tab
+keys -l 's:rev'
+keys Tab
 sleep 0.3
 type_line ')'
 check "Tab completes methods with (" '^"cba"$' 5
@@ -111,7 +117,7 @@ type_line 'print(5 + 5)'
 check "the REPL goes on after an error" '^10$' 5
 
 # Ctrl-D exits cleanly and the history is saved
-"${S[@]}" send-keys -t t C-d
+keys C-d
 check "Ctrl-D exits with status 0" '^EXITED rc=0$' 5
 if grep -q 'print(5' "$tmp/history" 2>/dev/null; then # libedit's file format escapes spaces
   echo "ok   history saved to DAMA_HISTORY"
@@ -119,15 +125,16 @@ else
   echo "FAIL history not saved to $tmp/history"; failures=$((failures + 1))
 fi
 # a new session recalls the last line with Up
-"${S[@]}" kill-session -t t
-"${S[@]}" new-session -d -s t -x 200 -y 50 \
+"${S[@]}" new-session -d -s t2 -x 200 -y 50 \
   "env HOME='$tmp' DAMA_HISTORY='$tmp/history' '$DAMA'; echo \"EXITED rc=\$?\"; sleep 600"
+"${S[@]}" kill-session -t t  # after t2 exists, so that the tmux server stays up
+T=t2
 check "restarted" '^dama> $' 10
-"${S[@]}" send-keys -t t Up
+keys Up
 sleep 0.3
-"${S[@]}" send-keys -t t Enter
+keys Enter
 check "Up recalls the previous session's last line" '^10$' 5
-"${S[@]}" send-keys -t t C-d
+keys C-d
 check "Ctrl-D exits (2)" '^EXITED rc=0$' 5
 
 echo "$failures failure(s)"
