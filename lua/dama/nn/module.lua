@@ -489,6 +489,13 @@ end
 
 Module.__tostring = function(self) return render(self, 0) end
 
+-- One line, for tables and the REPL: 'MaskedAutoencoderViT (112.97M trainable parameters, arena)'.
+function Module:summary()
+  local n = self:num_parameters()
+  local size = n >= 1e6 and string.format('%.2fM', n / 1e6) or (n >= 1e3 and string.format('%.1fK', n / 1e3) or tostring(n))
+  return string.format('%s (%s trainable parameters%s)', self.__name, size, rawget(self, 'arena') and ', arena' or '')
+end
+
 -- nn.Module() builds a bare container (children added with add_module or by assignment).
 setmetatable(Module, {__call = function(c, ...) return Module.new(c, ...) end})
 
