@@ -314,3 +314,34 @@ test('fine-tuning: load_pretrained filters a DAMA checkpoint, pos_embed becomes 
   local c = v(x)
   expect_eq(c.shape, {4, 5})
 end)
+
+test('resample_pos_embed: bicubic like torch F.interpolate (align_corners false)', function()
+  local vit = require 'dama.nn.vit'
+  local D, g = 3, 4
+  local rows = {}
+  for i = 0, g * g do
+    rows[i + 1] = {}
+    for d = 0, D - 1 do rows[i + 1][d + 1] = math.sin(0.37 * i + 1.3 * d) end
+  end
+  local pos = dama.tensor({rows}, 'f64')
+  -- reference values: torch 1.13, F.interpolate(size=(n, n), mode='bicubic', align_corners=False) on the grid rows
+  local want = {
+    [6] = {0.278822751526, 1.089203138448, 0.106372837496, 0.968967374656, 0.603552084894, -0.435241045855, 0.776551050795},
+    [3] = {0.500489909163, 0.851358455249, -0.481682282849, 0.207394025917, -0.962620835564, 0.754222749926, 0.810104461803},
+  }
+  for n, vals in pairs(want) do
+    local r = vit.resample_pos_embed(pos, n, 1)
+    expect_eq(r.shape, {1, 1 + n * n, D})
+    expect_eq(r[{0, 0, 1}], pos[{0, 0, 1}])                  -- cls row kept
+    local flat = r:narrow(1, 1, n * n):contiguous():view(-1)
+    local at = {0, 1, 5, 7, 13, 20, n * n * D - 1}
+    for i, k in ipairs(at) do expect_close(flat[k], vals[i], 1e-10) end
+  end
+  expect_eq(vit.resample_pos_embed(pos, 4, 1):totable(), pos:totable())
+  -- load_pretrained resamples a checkpoint's table from another grid (8x8 -> 4x4 here)
+  local v = nn.ViT{img = 32, patch = 8, chans = 7, dim = 64, depth = 1, heads = 4, global_pool = 'avg', num_classes = 2}
+  local src = nn.ViT{img = 64, patch = 8, chans = 7, dim = 64, depth = 1, heads = 4}
+  local r = v:load_pretrained(src:state_dict())
+  expect_eq(#r.mismatched, 0)
+  expect_close(v.pos_embed, vit.resample_pos_embed(src.pos_embed, 4, 1), 1e-6)
+end)

@@ -40,6 +40,58 @@ function M.sincos_pos_embed(D, gh, gw, cls)
   return t:view(1, n, D)
 end
 
+-- Bicubic resampling of a position table to another grid, as MAE's interpolate_pos_embed / timm's
+-- resample_abs_pos_embed (torch F.interpolate mode 'bicubic', align_corners false, A = -0.75, border
+-- clamped): pos [1, cls + g*g, D] -> [1, cls + new*new, D]; the cls rows are kept as they are.
+local function cubic_weights(t)
+  local A = -0.75
+  local function near(x) return ((A + 2) * x - (A + 3)) * x * x + 1 end
+  local function far(x) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A end
+  return far(t + 1), near(t), near(1 - t), far(2 - t)
+end
+
+function M.resample_pos_embed(pos, new_grid, cls)
+  local s = pos:size()
+  local ncls = cls == nil and 1 or cls
+  local n, D = s[#s - 1], s[#s]
+  local g = math.floor(math.sqrt(n - ncls) + 0.5)
+  if g * g ~= n - ncls then
+    error(string.format('resample_pos_embed: %d rows after %d cls rows is not a square grid', n - ncls, ncls), 2)
+  end
+  if g == new_grid then return pos:contiguous():view(1, n, D) end
+  local src = pos:contiguous():view(n, D):to('f64'):contiguous()
+  local sp = src:data()
+  local out = tensor.zeros(ncls + new_grid * new_grid, D, 'f64')
+  local op = out:data()
+  for r = 0, ncls - 1 do for d = 0, D - 1 do op[r * D + d] = sp[r * D + d] end end
+  -- per output coordinate: 4 source indices (clamped) and weights
+  local scale = g / new_grid
+  local idx, wts = {}, {}
+  for i = 0, new_grid - 1 do
+    local x = (i + 0.5) * scale - 0.5
+    local x0 = math.floor(x)
+    local w0, w1, w2, w3 = cubic_weights(x - x0)
+    local id = {}
+    for k = 0, 3 do id[k + 1] = math.min(math.max(x0 - 1 + k, 0), g - 1) end
+    idx[i], wts[i] = id, {w0, w1, w2, w3}
+  end
+  for oy = 0, new_grid - 1 do
+    local iy, wy = idx[oy], wts[oy]
+    for ox = 0, new_grid - 1 do
+      local ix, wx = idx[ox], wts[ox]
+      local obase = (ncls + oy * new_grid + ox) * D
+      for a = 1, 4 do
+        for b = 1, 4 do
+          local w = wy[a] * wx[b]
+          local sbase = (ncls + iy[a] * g + ix[b]) * D
+          for d = 0, D - 1 do op[obase + d] = op[obase + d] + w * sp[sbase + d] end
+        end
+      end
+    end
+  end
+  return out:to(pos.dtype):view(1, ncls + new_grid * new_grid, D)
+end
+
 local CONFIGS = {
   vit_tiny = {dim = 192, depth = 12, heads = 3},
   vit_small = {dim = 384, depth = 12, heads = 6},
@@ -230,7 +282,8 @@ end
 -- keys under opts.prefix ('' by default; 'base_encoder.' or 'momentum_encoder.' for DAMA checkpoints)
 -- with the prefix stripped, minus keys containing 'decoder' or 'mask', loaded non-strictly.
 -- report = {missing, unexpected, mismatched} (for a classifier, missing should be fc_norm.* / head.*).
--- A pos_embed of another grid size is reported as mismatched (no interpolation yet).
+-- A pos_embed of another grid size is resampled bicubically (resample_pos_embed, as MAE's
+-- interpolate_pos_embed).
 function ViT:load_pretrained(sd, opts)
   local prefix = (opts and opts.prefix) or ''
   local t = {}
@@ -239,6 +292,10 @@ function ViT:load_pretrained(sd, opts)
       local name = k:sub(#prefix + 1)
       if not name:find('decoder', 1, true) and not name:find('mask', 1, true) then t[name] = v end
     end
+  end
+  local pe = t.pos_embed
+  if pe and pe:dim() == 3 and pe:size(2) == self.embed_dim and pe:size(1) ~= self.pos_embed:size(1) then
+    t.pos_embed = M.resample_pos_embed(pe, self.cfg.grid, 1)
   end
   return self:load_state_dict(t, false)
 end
