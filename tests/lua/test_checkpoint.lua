@@ -266,3 +266,62 @@ test('a corrupt file is a clear error naming the file', function()
   expect_error(function() dama.load(path .. '.absent') end, 'cannot open')
   os.remove(path)
 end)
+
+-- With the real dama.nn modules (skipped while dama.nn cannot be loaded).
+local function nn_or_skip()
+  local ok, nn = pcall(require, 'dama.nn')
+  if not ok then skip('dama.nn is not available: ' .. tostring(nn)) end
+  return nn
+end
+
+local function tiny_vit(nn, seed)
+  dama.manual_seed(seed)
+  return nn.ViT(nn.vit_config('vit_tiny', {img = 32, patch = 8, chans = 7, depth = 2, dim = 64, heads = 4,
+                                           num_classes = 5}))
+end
+
+test('dama.nn ViT: timm fixture weights load strictly by their timm names', function()
+  local nn = nn_or_skip()
+  local v = tiny_vit(nn, 1)
+  local path = FIX .. 'timm_vit.safetensors'
+  local not_weights = {x = true, features = true, pre_logits = true, logits = true}
+  checkpoint.load(path, {model = v, filter = function(n) return not not_weights[n] end})
+  local F = dama.load(path)
+  for name, t in pairs(v:state_dict()) do expect_eq(t:totable(), F[name]:totable(), name) end
+  -- without the filter the extra fixture tensors are reported by name
+  local msg = expect_error(function() checkpoint.load(path, {model = tiny_vit(nn, 2)}) end, 'unexpected in the file (4)')
+  expect(msg:find('features, logits, pre_logits, x', 1, true), msg)
+end)
+
+test('dama.nn ViT + AdamW over the arena: checkpoint resume is bit-exact', function()
+  local nn = nn_or_skip()
+  local path = tmpfile('vit.safetensors')
+  local function build(seed)
+    local v = tiny_vit(nn, seed)
+    local opt = optim.AdamW(optim.param_groups_weight_decay(v:named_parameters(), 0.05), {lr = 1e-3, betas = {0.9, 0.95}})
+    return v, opt
+  end
+  local function train_step(v, opt, s)
+    dama.manual_seed(1000 + s)
+    local x = dama.rand(2, 7, 32, 32)
+    v:zero_grad()
+    local loss = v:forward(x):square():mean()
+    loss:backward()
+    optim.clip_grad_norm(opt, 1.0)
+    opt:step()
+    return loss:item()
+  end
+  local v, opt = build(1)
+  expect(opt.param_groups[2].keys[1] == 'cls_token')          -- decayed; pos_embed (frozen) left out
+  for s = 1, 2 do train_step(v, opt, s) end
+  checkpoint.save{path = path, model = v, optimizer = opt, step = 2, epoch = 0}
+  local l3 = {train_step(v, opt, 3), train_step(v, opt, 4)}
+  local v2, opt2 = build(2)
+  local info = checkpoint.load(path, {model = v2, optimizer = opt2})
+  expect_eq(info.step, 2)
+  local l3b = {train_step(v2, opt2, 3), train_step(v2, opt2, 4)}
+  expect_eq(l3b, l3)
+  local a, b = v:state_dict(), v2:state_dict()
+  for name, t in pairs(a) do expect_eq(b[name]:totable(), t:totable(), name) end
+  os.remove(path)
+end)

@@ -330,3 +330,41 @@ test('bad parameters give clear errors', function()
   expect_error(function() opt:step() end, "has 3 elements")
   expect_error(function() optim.AdamW({p, p}, {lr = 1}) end, 'twice')
 end)
+
+-- The same fixture through dama.nn modules, autograd and the model's flat arena (skipped without dama.nn).
+test('adamw_10 through dama.nn + autograd + the parameter arena', function()
+  local ok, nn = pcall(require, 'dama.nn')
+  if not ok then skip('dama.nn is not available: ' .. tostring(nn)) end
+  local F, meta = checkpoint.load_tensors(FIX .. 'adamw_10.safetensors')
+  local cfg = checkpoint.json_decode(meta.meta).config
+  local TinyNet = nn.Module:extend('TinyNet')
+  function TinyNet:__init()
+    self.lin = nn.Linear(16, 8)
+    self.ln = nn.LayerNorm(8, 1e-5)
+    self:register_parameter('tok', dama.zeros(1, 1, 8))
+  end
+  function TinyNet:forward(x) return self.ln(self.lin(x)) + self.tok:view(1, 8) end
+  local net = TinyNet()
+  local init = {}
+  for _, n in ipairs(NAMES) do init[n] = F['init.' .. n] end
+  net:load_state_dict(init, true)
+  net:build_arena()
+  local opt = optim.AdamW(optim.param_groups_weight_decay(net:named_parameters(), cfg.weight_decay),
+                          {lr = cfg.lr, betas = cfg.betas, eps = cfg.eps})
+  local sched = schedule.warmup_cosine{lr = cfg.lr, min_lr = cfg.min_lr, warmup_epochs = cfg.warmup_epochs,
+                                       epochs = cfg.epochs}
+  local step = 0
+  for epoch = 0, cfg.epochs - 1 do
+    for it = 0, cfg.iters_per_epoch - 1 do
+      sched:adjust(opt, epoch + it / cfg.iters_per_epoch)
+      net:zero_grad()
+      local y = net(F.x:select(0, step))
+      local loss = (y - F.y:select(0, step)):square():mean()
+      loss:backward()
+      opt:step()
+      expect_close(loss:item(), F.losses[step], 1e-5, 'loss of step ' .. step)
+      step = step + 1
+    end
+  end
+  for name, t in pairs(net:state_dict()) do expect_close(t, F['final.' .. name], 1e-4, name) end
+end)
