@@ -177,3 +177,61 @@ void dama_loader_sample_shape(const dama_loader *loader, int32_t *c, int32_t *h,
 void dama_loader_stats(const dama_loader *loader, int64_t *skipped, int64_t *samples);
 /* The sample order of an epoch (n dataset indices), as the loader uses it. */
 dama_status dama_loader_epoch_order(const dama_loader *loader, int64_t epoch, int64_t *order);
+
+/* ---- cell finding (the Set II/III builders: tile a slide, find cells, crop around each centre) ----
+ * Images here are single planes, row-major h x w. */
+
+/* Otsu's threshold of n values (256 bins between their min and max). */
+dama_status dama_otsu_threshold(const float *values, int64_t n, float *threshold);
+/* Gaussian blur of a plane (sigma in pixels, truncated at 3 sigma, edges replicated); in place is fine. */
+dama_status dama_gaussian_blur(float *out, const float *img, int32_t h, int32_t w, float sigma);
+/* Binary erosion with a 3 x 3 square, `iterations` times; pixels outside the image count as foreground
+ * (cells touching the tile edge are not eaten from the edge). */
+dama_status dama_erode(uint8_t *out, const uint8_t *mask, int32_t h, int32_t w, int32_t iterations);
+/* Exact Euclidean distance of every foreground pixel (mask != 0) to the nearest background pixel, 0 on
+ * the background (Felzenszwalb-Huttenlocher; like scipy's distance_transform_edt, the outside of the
+ * image is not background; a plane without background gets 1e20). */
+dama_status dama_distance_transform(float *dist, const uint8_t *mask, int32_t h, int32_t w);
+/* Connected components of mask != 0 with connectivity 4 or 8: labels 1..*n in raster order, 0 elsewhere. */
+dama_status dama_label_components(int32_t *labels, const uint8_t *mask, int32_t h, int32_t w, int32_t connectivity,
+                                  int32_t *n);
+/* Markers at the peaks of a distance map: local maxima within a (2 radius + 1)^2 window with value >=
+ * min_value, plateaus merged, then peaks closer than `radius` to a higher accepted peak dropped (like
+ * skimage's peak_local_max(min_distance=radius)). markers: labels 1..*n, 0 elsewhere. */
+dama_status dama_peak_markers(int32_t *markers, const float *dist, int32_t h, int32_t w, int32_t radius,
+                              float min_value, int32_t *n);
+/* Marker-based watershed by priority flood (4-neighbour, ties first-in first-out) of `elevation` from
+ * the markers (labels > 0), restricted to mask != 0 (mask NULL = everywhere). labels: h x w out. */
+dama_status dama_watershed(int32_t *labels, const float *elevation, const int32_t *markers, const uint8_t *mask,
+                           int32_t h, int32_t w);
+/* Area (pixels) and centroid (y, x) of labels 1..n (areas: n entries; centroids: 2n, y then x). */
+dama_status dama_region_props(const int32_t *labels, int32_t h, int32_t w, int32_t n, int64_t *areas,
+                              double *centroids);
+/* The size x size window of an H x W x C image whose top-left is (cy - size/2, cx - size/2), zero outside
+ * the image, in the image's dtype (size * size * C samples, interleaved). */
+dama_status dama_crop_pad(void *out, const dama_hwc *src, int32_t cy, int32_t cx, int32_t size);
+
+typedef struct dama_cellfind_config {
+  const int32_t *nuclear_channels; /* averaged (as fractions of full scale) into the nuclear image; NULL = {0, 1} (DAPI, Histones) */
+  int32_t n_nuclear;
+  float sigma;        /* Gaussian smoothing of the nuclear image before thresholding (0 = none) */
+  float threshold;    /* on the nuclear image in [0, 1] (u16 / 65535); <= 0 = Otsu */
+  int32_t erode;      /* 3 x 3 erosions of the thresholded mask (0 = none) */
+  int32_t peak_radius;/* minimum distance between two cells' markers; 0 = 4 */
+  float min_peak;     /* smallest distance-map peak that seeds a cell; 0 = 1.5 */
+  int64_t min_area;   /* regions smaller than this (pixels) are dropped; 0 = 16 */
+  int64_t max_area;   /* and larger than this; 0 = no limit */
+} dama_cellfind_config;
+
+typedef struct dama_cell {
+  float y, x;         /* centroid (pixels, tile coordinates) */
+  int64_t area;
+  int32_t label;      /* its label in labels_out */
+} dama_cell;
+
+/* Find cells in one tile: nuclear image, threshold, erosion, distance transform, peak markers, watershed
+ * of the negated distance inside the mask, region sizes and centroids. labels_out (h x w, may be NULL)
+ * gets the kept regions' labels; cells (may be NULL) up to max_cells in label order; *n_cells the count
+ * kept. Memory: a few planes of the tile. */
+dama_status dama_find_cells(const dama_hwc *tile, const dama_cellfind_config *cfg, int32_t *labels_out,
+                            dama_cell *cells, int64_t max_cells, int64_t *n_cells);
