@@ -368,7 +368,9 @@ local function u64_from_string(s)
   return v
 end
 
--- save{path=, model= | models=, optimizer=, step=, epoch=, cursor=, extra=, rng = true, metadata = {}}
+-- save{path=, model= | models=, optimizer=, step=, epoch=, cursor=, extra=, rng =, metadata = {}}
+-- rng: nil/true saves the current Philox state (dama.rng_state()), a {seed, offset} table saves that, false none.
+-- cursor and extra: any JSON-able Lua values (64-bit cdata integers are stored as decimal strings).
 function M.save(opts, tensors, metadata)
   if type(opts) == 'string' then return M.save_tensors(opts, tensors, metadata) end
   if type(opts) ~= 'table' or type(opts.path) ~= 'string' then
@@ -381,7 +383,7 @@ function M.save(opts, tensors, metadata)
   local info = {format = 'dama.checkpoint', version = 1, step = opts.step, epoch = opts.epoch,
                 cursor = opts.cursor, extra = opts.extra}
   if opts.rng ~= false then
-    local r = tensor.rng_state()
+    local r = type(opts.rng) == 'table' and opts.rng or tensor.rng_state()
     info.rng = {seed = r.seed, offset = r.offset}
   end
   if opts.optimizer then
@@ -452,7 +454,9 @@ local function report_text(path, rep)
 end
 
 -- load(path, {model= | models=, prefix=, filter=fn(name), optimizer=, strict = true, rng = true, mmap = false})
--- -> info {step, epoch, cursor, extra, metadata, report = {missing, unexpected, shape, dtype, optimizer}}.
+-- -> info {step, epoch, cursor, extra, rng = {seed, offset} (uint64 cdata; already restored unless rng = false),
+--          metadata (raw strings), report = {missing, unexpected, shape, dtype, optimizer},
+--          tensors (all file tensors, only when no model was given)}.
 -- strict: any mismatch is one error naming every bad tensor, and nothing is loaded. Not strict: the matching
 -- tensors are loaded (dtype converted) and the rest is returned in info.report.
 function M.load(path, opts)
@@ -515,10 +519,12 @@ function M.load(path, opts)
     end
   end
   if osd and #rep.optimizer == 0 then opts.optimizer:load_state_dict(osd) end
-  if info.rng and opts.rng ~= false then
-    tensor.set_rng_state{seed = u64_from_string(info.rng.seed), offset = u64_from_string(info.rng.offset)}
+  local rng
+  if info.rng then
+    rng = {seed = u64_from_string(info.rng.seed), offset = u64_from_string(info.rng.offset)}
+    if opts.rng ~= false then tensor.set_rng_state(rng) end
   end
-  return {step = info.step, epoch = info.epoch, cursor = info.cursor, extra = info.extra, metadata = meta,
+  return {step = info.step, epoch = info.epoch, cursor = info.cursor, extra = info.extra, rng = rng, metadata = meta,
           report = rep, tensors = (#models == 0) and file_ts or nil}
 end
 

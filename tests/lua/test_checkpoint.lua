@@ -183,6 +183,8 @@ test('training checkpoint resumes bit-exactly (weights, AdamW state, RNG, step, 
   local info = checkpoint.load(path, {model = m2, optimizer = opt2})
   expect_eq(info.step, 3); expect_eq(info.epoch, 0.6); expect_eq(info.cursor.index, 42); expect_eq(info.extra.best, 0.5)
   expect_eq(dama.randn(4):totable(), r1)              -- the Philox state came back
+  dama.set_rng_state(info.rng)
+  expect_eq(dama.randn(4):totable(), r1)
   expect_eq(opt2.state['cls_token'].step, 3)
   for s = 4, 5 do set_grads(m2, s); opt2:step() end
   for name, t in pairs(m2:state_dict()) do expect_eq(t:totable(), want[name]:totable(), name) end
