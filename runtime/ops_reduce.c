@@ -44,13 +44,34 @@ typedef struct rctx {
 
 static inline bool is_max(dama_redop op) { return op == DAMA_RMAX || op == DAMA_RARGMAX; }
 
+/* Sums with 8 independent double accumulators: vectorisable (a single accumulator is a latency-bound
+ * dependency chain) and still a fixed order, so results stay deterministic. */
+#define DEFINE_SUMS(S, T)                                                                        \
+  static inline double sum8_##S(const T *x, int64_t n) {                                          \
+    double a[8] = {0}; int64_t k = 0;                                                            \
+    for (; k + 8 <= n; k += 8) for (int j = 0; j < 8; j++) a[j] += (double)x[k + j];             \
+    double s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));               \
+    for (; k < n; k++) s += (double)x[k];                                                        \
+    return s;                                                                                    \
+  }                                                                                              \
+  static inline double dev8_##S(const T *x, int64_t n, double m) { /* sum of (x - m)^2 */         \
+    double a[8] = {0}; int64_t k = 0;                                                            \
+    for (; k + 8 <= n; k += 8) for (int j = 0; j < 8; j++) { double d = (double)x[k + j] - m; a[j] += d * d; } \
+    double s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));               \
+    for (; k < n; k++) { double d = (double)x[k] - m; s += d * d; }                              \
+    return s;                                                                                    \
+  }
+DEFINE_SUMS(f32, float)
+DEFINE_SUMS(f64, double)
+DEFINE_SUMS(i64, int64_t)
+
 /* Reduce n values of type T (a chunk starting at row index base) into *s. */
-#define CHUNK_BODY(T, ISFLOAT)                                                                   \
+#define CHUNK_BODY(T, ISFLOAT, S)                                                                 \
   do {                                                                                           \
     const T *x = (const T *)buf;                                                                 \
     switch (c->op) {                                                                             \
       case DAMA_RSUM: case DAMA_RMEAN:                                                           \
-        if (ISFLOAT) { double acc = 0; for (int64_t k = 0; k < n; k++) acc += (double)x[k]; s->d = acc; } \
+        if (ISFLOAT) s->d = sum8_##S(x, n);                                                     \
         else { uint64_t acc = 0; for (int64_t k = 0; k < n; k++) acc += (uint64_t)(int64_t)x[k]; s->i = (int64_t)acc; } \
         break;                                                                                   \
       case DAMA_RPROD:                                                                           \
@@ -58,13 +79,11 @@ static inline bool is_max(dama_redop op) { return op == DAMA_RMAX || op == DAMA_
         else { uint64_t acc = 1; for (int64_t k = 0; k < n; k++) acc *= (uint64_t)(int64_t)x[k]; s->i = (int64_t)acc; } \
         break;                                                                                   \
       case DAMA_RVAR: case DAMA_RSTD: {                                                          \
-        double sum = 0; for (int64_t k = 0; k < n; k++) sum += (double)x[k];                      \
-        double mean = sum / (double)n, m2 = 0;                                                    \
-        for (int64_t k = 0; k < n; k++) { double dv = (double)x[k] - mean; m2 += dv * dv; }        \
-        s->d = mean; s->m2 = m2; break; }                                                        \
+        double mean = sum8_##S(x, n) / (double)n;                                                 \
+        s->d = mean; s->m2 = dev8_##S(x, n, mean); break; }                                      \
       case DAMA_RNORM: {                                                                         \
         double acc = 0, p = c->p;                                                                \
-        if (p == 2) { for (int64_t k = 0; k < n; k++) { double v = (double)x[k]; acc += v * v; } } \
+        if (p == 2) acc = dev8_##S(x, n, 0);                                                     \
         else if (p == 1) { for (int64_t k = 0; k < n; k++) acc += fabs((double)x[k]); }           \
         else if (p == INFINITY) { for (int64_t k = 0; k < n; k++) { double v = fabs((double)x[k]); if (!(v <= acc)) acc = v; } } \
         else if (p == -INFINITY) { acc = INFINITY; for (int64_t k = 0; k < n; k++) { double v = fabs((double)x[k]); if (!(v >= acc)) acc = v; } } \
@@ -94,9 +113,9 @@ static void reduce_chunk(const rctx *c, int64_t r, int64_t ch, rstate *s) {
   _Alignas(64) char tmp[RCHUNK * 8];
   const void *buf = src;
   if (c->dt != ops_kind_dtype(c->kind)) { ops_load(c->kind, c->dt, src, 1, n, tmp); buf = tmp; }
-  if (c->kind == OPS_KF32) CHUNK_BODY(float, 1);
-  else if (c->kind == OPS_KF64) CHUNK_BODY(double, 1);
-  else CHUNK_BODY(int64_t, 0);
+  if (c->kind == OPS_KF32) CHUNK_BODY(float, 1, f32);
+  else if (c->kind == OPS_KF64) CHUNK_BODY(double, 1, f64);
+  else CHUNK_BODY(int64_t, 0, i64);
 }
 
 static void combine(const rctx *c, rstate *a, const rstate *b) {
@@ -193,6 +212,72 @@ static dama_status reduce_rows(rctx *c, rstate *rows, const char *name) {
   return s;
 }
 
+/* ---- sum/mean over leading dims: the input is [L, R] with the reduced dims outer (e.g. a column sum of
+ * a row-major matrix). Columns are summed in blocks of COLB with one accumulator each (vectorisable, no
+ * transposing copy); rows are cut into fixed chunks of COLL whose partials are combined in order. */
+#define COLB 256
+#define COLL 512
+
+typedef struct colctx { const rctx *c; int64_t nl; double *pd; int64_t *pi; } colctx;
+
+static void cols_range(void *vctx, int64_t b, int64_t e) {
+  const colctx *cc = vctx;
+  const rctx *c = cc->c;
+  const int esz = dama_dtype_size(c->dt);
+  _Alignas(64) char tmp[COLB * 8];
+  for (int64_t w = b; w < e; w++) {
+    const int64_t blk = w / cc->nl, lc = w % cc->nl, r0 = blk * COLB, l0 = lc * COLL;
+    const int64_t nr = c->R - r0 < COLB ? c->R - r0 : COLB, nrows = c->L - l0 < COLL ? c->L - l0 : COLL;
+    if (c->kind == OPS_KI64) {
+      int64_t *acc = cc->pi + w * COLB;
+      for (int64_t j = 0; j < nr; j++) acc[j] = 0;
+      for (int64_t l = 0; l < nrows; l++) {
+        const char *row = c->data + ((l0 + l) * c->R + r0) * esz;
+        const int64_t *x = (const int64_t *)(const void *)row;
+        if (c->dt != DAMA_I64) { ops_load(OPS_KI64, c->dt, row, 1, nr, tmp); x = (const int64_t *)(void *)tmp; }
+        for (int64_t j = 0; j < nr; j++) acc[j] = (int64_t)((uint64_t)acc[j] + (uint64_t)x[j]);
+      }
+    } else {
+      double *acc = cc->pd + w * COLB;
+      for (int64_t j = 0; j < nr; j++) acc[j] = 0;
+      for (int64_t l = 0; l < nrows; l++) {
+        const char *row = c->data + ((l0 + l) * c->R + r0) * esz;
+        if (c->dt == DAMA_F64) {
+          const double *x = (const double *)(const void *)row;
+          for (int64_t j = 0; j < nr; j++) acc[j] += x[j];
+        } else {
+          const float *x = (const float *)(const void *)row;
+          if (c->dt != DAMA_F32) { ops_load(OPS_KF32, c->dt, row, 1, nr, tmp); x = (const float *)(void *)tmp; }
+          for (int64_t j = 0; j < nr; j++) acc[j] += (double)x[j];
+        }
+      }
+    }
+  }
+}
+
+static dama_status reduce_cols(rctx *c, rstate *rows, const char *name) {
+  const int64_t nb = (c->R + COLB - 1) / COLB, nl = (c->L + COLL - 1) / COLL, W = nb * nl;
+  colctx cc = {c, nl, NULL, NULL};
+  void *part = malloc((size_t)(W * COLB) * 8);
+  if (!part) return dama_error(DAMA_ERR_OOM, "%s: out of memory for partial results", name);
+  if (c->kind == OPS_KI64) cc.pi = part; else cc.pd = part;
+  dama_status s = ops_parallel_range(W, 1, COLB * COLL, cols_range, &cc, name);
+  if (s == DAMA_OK) {
+    for (int64_t r = 0; r < c->R; r++) {
+      const int64_t blk = r / COLB, j = r % COLB;
+      memset(&rows[r], 0, sizeof rows[r]);
+      rows[r].n = c->L;
+      for (int64_t lc = 0; lc < nl; lc++) {
+        const int64_t at = (blk * nl + lc) * COLB + j;
+        if (c->kind == OPS_KI64) rows[r].i = (int64_t)((uint64_t)rows[r].i + (uint64_t)cc.pi[at]);
+        else rows[r].d += cc.pd[at];
+      }
+    }
+  }
+  free(part);
+  return s;
+}
+
 /* Parse dims into a mask; ndims == 0 = all. */
 static dama_status dims_mask(const char *name, const dama_tensor *a, int32_t ndims, const int32_t *dims, bool *mask) {
   for (int32_t i = 0; i < DAMA_MAX_DIMS; i++) mask[i] = ndims == 0;
@@ -222,7 +307,7 @@ static dama_dtype result_dtype(dama_redop op, dama_dtype t) {
 static dama_status reduce_core(const char *name, dama_redop op, const dama_tensor *a, const bool *mask, int32_t keepdim,
                                double p, rctx *c, rstate **rows_out, int32_t *ond, int64_t *oshape) {
   *rows_out = NULL;
-  int32_t perm[DAMA_MAX_DIMS], np = 0, nd = 0;
+  int32_t perm[DAMA_MAX_DIMS] = {0}, np = 0, nd = 0;
   int64_t R = 1, L = 1;
   for (int32_t i = 0; i < a->ndim; i++)
     if (!mask[i]) { perm[np++] = i; R *= a->shape[i]; oshape[nd++] = a->shape[i]; }
@@ -237,6 +322,17 @@ static dama_status reduce_core(const char *name, dama_redop op, const dama_tenso
   }
   dama_tensor *pv = NULL, *ct = NULL;
   DAMA_TRY(dama_permute(&pv, a, perm));
+  bool cols = false;
+  if ((op == DAMA_RSUM || op == DAMA_RMEAN) && L > 1 && R > 1 && !dama_is_contiguous(pv)) {
+    /* reduced dims outermost in memory? then sum columns in place instead of transposing */
+    int32_t perm2[DAMA_MAX_DIMS] = {0}, k = 0;
+    for (int32_t i = 0; i < a->ndim; i++) if (mask[i]) perm2[k++] = i;
+    for (int32_t i = 0; i < a->ndim; i++) if (!mask[i]) perm2[k++] = i;
+    dama_tensor *pv2 = NULL;
+    if (dama_permute(&pv2, a, perm2) != DAMA_OK) { dama_tensor_release(pv); return DAMA_ERR_INTERNAL; }
+    if (dama_is_contiguous(pv2)) { dama_tensor_release(pv); pv = pv2; cols = true; }
+    else dama_tensor_release(pv2);
+  }
   dama_status s = dama_contiguous(&ct, pv);
   dama_tensor_release(pv);
   if (s != DAMA_OK) return s;
@@ -250,7 +346,7 @@ static dama_status reduce_core(const char *name, dama_redop op, const dama_tenso
   c->p = p;
   rstate *rows = malloc((size_t)(R > 0 ? R : 1) * sizeof(rstate));
   if (!rows) { dama_tensor_release(ct); return dama_error(DAMA_ERR_OOM, "%s: out of memory", name); }
-  s = reduce_rows(c, rows, name);
+  s = cols ? reduce_cols(c, rows, name) : reduce_rows(c, rows, name);
   dama_tensor_release(ct);
   if (s != DAMA_OK) { free(rows); return s; }
   *rows_out = rows;

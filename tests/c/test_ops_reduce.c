@@ -310,3 +310,28 @@ DAMA_TEST(zero_dim_tensor) {
   dama_tensor_release(r);
   dama_tensor_release(a);
 }
+
+DAMA_TEST(leading_dim_sums_all_dtypes) {
+  /* sum/mean over leading dims take the column path (no transposing copy): check it for every dtype,
+   * with more rows than one chunk and more columns than one block */
+  int64_t s[3] = {2, 700, 300};
+  int64_t n = 2 * 700 * 300;
+  double *v = malloc(sizeof(double) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) v[i] = (double)((i * 13) % 7);
+  int32_t dims[2] = {0, 1};
+  for (int t = 0; t < 8; t++) {
+    dama_tensor *a = mk(ALL_DTYPES[t], 3, s, v), *r = NULL, *m = NULL;
+    CHECK_OK(dama_reduce(&r, DAMA_RSUM, a, 2, dims, 0, 0, 0));
+    CHECK_OK(dama_reduce(&m, DAMA_RMEAN, a, 2, dims, 1, 0, 0));
+    CHECK(r->ndim == 1 && r->shape[0] == 300 && m->ndim == 3 && m->shape[2] == 300);
+    for (int64_t j = 0; j < 300; j++) {
+      double e = 0;
+      for (int64_t i = 0; i < 1400; i++) e += v[i * 300 + j];
+      double tol = ALL_DTYPES[t] == DAMA_BF16 ? 4e-3 : 0; /* the bf16 result is rounded to 8 bits */
+      CHECK_MSG(fabs(at(r, j) - e) <= tol * e, "%s col %lld: %g vs %g", dama_dtype_name(ALL_DTYPES[t]), (long long)j, at(r, j), e);
+      CHECK_CLOSE(at(m, j), e / 1400, ALL_DTYPES[t] == DAMA_BF16 ? 4e-3 : 1e-3);
+    }
+    dama_tensor_release(a); dama_tensor_release(r); dama_tensor_release(m);
+  }
+  free(v);
+}
