@@ -1,0 +1,142 @@
+-- recipes/dama.lua: DAMA pretraining — the step of the paper's Algorithm 1 and Eq. (2), and the run.
+-- recipes/pretrain_set1/2/3.lua, mae.lua and dama_rand.lua set the knobs and call run(cfg); this file
+-- is also loaded by the tests (dofile), so what is tested is what trains.
+local dama = require 'dama'
+
+local R = {}
+
+-- Paper Table 6 (and spec §5): every knob in one table. Overridable as key=value on the command line.
+R.defaults = {
+  data = nil,                   -- a folder (ImageFolder of .tif/.png) or a .npy; nil = built-in synthetic cells
+  arch = 'vit_base', img = 128, patch = 16, chans = 7,
+  batch = 512, epochs = 500, warmup = 40, blr = 1.5e-4, min_lr = 0, wd = 0.05, betas = {0.9, 0.95},
+  mask = 0.8,                   -- mask ratio r (K = int(L(1 - r)) visible patches)
+  mask2 = 'adaptive',           -- branch-2 mask: 'adaptive' (Algorithm 1) or 'random'
+  overlap = 0.5,                -- overlap ratio ρ
+  adaptive_mode = 'per_sample', -- 'per_sample' (the paper's rule) or 'union' (the reference code's bug)
+  alpha = 1, beta = 2, K = 6,   -- feature-loss weight α, SmoothL1 β, last K blocks
+  setting = 'student1-student2',-- 'student1-student2', 'shared' or 'ema' (Table 5)
+  ema_momentum = 0.996,         -- 'ema' only: cosine-scheduled to 1
+  stable_epoch = 0,             -- epochs trained with the reconstruction losses only
+  feature_loss = true,          -- false = MAE (a single branch, recon1 only)
+  seed = 0, workers = 2, threads = 0,
+  out = 'runs/dama', ckpt_every = 10, grid_every = 10, log_every = 10, resume = false, max_steps = 0,
+  optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples'},
+  presets = {
+    -- a small ViT that visibly learns in a few minutes on 2 CPU cores (the README's main command)
+    demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, dec_dim = 64, dec_depth = 2,
+            dec_heads = 2, K = 2, batch = 64, epochs = 8, warmup = 1, blr = 1.5e-3, n_samples = 2048,
+            ckpt_every = 2, grid_every = 2, log_every = 8, out = 'runs/demo'},
+    -- seconds: for tests
+    tiny = {arch = 'custom', img = 32, patch = 8, dim = 32, depth = 2, heads = 2, dec_dim = 32, dec_depth = 1,
+            dec_heads = 2, K = 1, batch = 8, epochs = 2, warmup = 1, blr = 1.5e-3, n_samples = 64, workers = 0,
+            ckpt_every = 1, grid_every = 0, log_every = 1000, out = 'runs/tiny'},
+  },
+}
+
+function R.config(overrides, args)
+  local d = {}
+  for k, v in pairs(R.defaults) do d[k] = v end
+  for k, v in pairs(overrides or {}) do d[k] = v end
+  return dama.config(d):override(args)
+end
+
+-- One DAMA step on images x [N, C, H, W]. noise: optional branch-1 masking noise [N, L] (tests).
+-- Returns the total loss, its named parts, and what the visualisation needs.
+function R.step(model, x, cfg, ctx, noise)
+  local net1, net2 = model:branches()
+  local N, L = x:size(0), net1.num_patches
+
+  local m1 = dama.mask.random(N, L, cfg.mask, noise)                 -- branch 1: MAE's random mask
+  local p1, z1 = net1(x, m1)
+  local l1, lpp1 = dama.loss.normpix(net1, x, p1, m1)                -- per-patch loss ℓ1 [N, L]
+  if not cfg.feature_loss then
+    return l1, {recon = l1}, {m1 = m1, p1 = p1}
+  end
+
+  local m2                                                           -- branch 2: Algorithm 1
+  if cfg.mask2 == 'adaptive' then
+    m2 = dama.mask.adaptive(m1, lpp1, cfg.mask, cfg.overlap, {mode = cfg.adaptive_mode})
+  else
+    m2 = dama.mask.random(N, L, cfg.mask)
+  end
+  local function branch2()
+    local p2, _, f2 = net2(x, m2)
+    return p2, f2, (dama.loss.normpix(net2, x, p2, m2))
+  end
+  local p2, f2, l2
+  if model.setting == 'ema' then p2, f2, l2 = dama.no_grad(branch2) else p2, f2, l2 = branch2() end
+
+  local lf = dama.loss.feature(model.projs_head(z1), f2, cfg.K, cfg.beta)   -- F_Z(z1) vs target of f2
+  local total = l1 + l2                                              -- Eq. (2)
+  if not (ctx and ctx.epoch and ctx.epoch < cfg.stable_epoch) then total = total + lf * cfg.alpha end
+  return total, {recon1 = l1, recon2 = l2, feature = lf}, {m1 = m1, m2 = m2, p1 = p1, p2 = p2}
+end
+
+-- Images for a reconstruction grid (paper Fig. 6): input, branch-1 mask and reconstruction, branch-2
+-- mask and reconstruction. Reconstructions undo the norm-pix normalisation with each patch's statistics
+-- and paste the visible patches back, as MAE's visualisation does.
+function R.visualize(model, x, cfg, path)
+  local net1, net2 = model:branches()
+  local was = model.training
+  model:eval()
+  local _, _, st = dama.no_grad(R.step, model, x, cfg, nil)
+  if was then model:train() end
+  local p = net1.patch_size
+  local target = dama.nn.F.patchify(x, p)
+  local mu = target:mean(-1, true)
+  local sd = (target:var(-1, true, true) + 1e-6):sqrt()
+  local function recon(pred, m)
+    local mm = m.mask:unsqueeze(-1)
+    local full = (pred:detach() * sd + mu) * mm + target * (1 - mm)
+    return net1:unpatchify(full)
+  end
+  local function masked(m)
+    return net1:unpatchify(target * (1 - m.mask:unsqueeze(-1)))
+  end
+  local rows = {}
+  local show = math.min(x:size(0), 6)
+  for i = 0, show - 1 do
+    local row = {dama.plot.composite(x[i]), dama.plot.composite(masked(st.m1)[i]),
+                 dama.plot.composite(recon(st.p1, st.m1)[i])}
+    if st.m2 then
+      row[4] = dama.plot.composite(masked(st.m2)[i])
+      row[5] = dama.plot.composite(recon(st.p2, st.m2)[i])
+    end
+    rows[#rows + 1] = row
+  end
+  local labels = {'input', 'mask 1', 'recon 1', 'mask 2', 'recon 2'}
+  dama.plot.grid(path, rows, {scale = math.max(1, math.floor(128 / x:size(2))), labels = labels})
+  local _ = net2
+  return path
+end
+
+-- The whole run: data, model, optimiser, loop, outputs under cfg.out.
+function R.run(cfg)
+  dama.manual_seed(cfg.seed)
+  if cfg.threads and cfg.threads > 0 then dama.set_num_threads(cfg.threads) end
+  print(cfg)
+  local loader = dama.data.cells(cfg)
+  local model = dama.models.dama(cfg)
+  print(string.format('model: %s, %d trainable parameters; data: %s (%d samples, %d batches/epoch)',
+    cfg.setting, model:num_parameters(), loader:describe(), loader:size(), loader:batches_per_epoch()))
+  local vis_batch = loader:peek(math.min(cfg.batch, 6))
+  local epochs = cfg.epochs
+  local result = dama.train(cfg, loader, model, function(x, ctx) return R.step(model, x, cfg, ctx) end, {
+    visualize = function(path)
+      R.visualize(model, vis_batch, cfg, path)
+      print('wrote ' .. path)
+    end,
+    after_step = function(ctx)
+      if model.setting == 'ema' then
+        local m = 1 - (1 - cfg.ema_momentum) * 0.5 * (1 + math.cos(math.pi * ctx.epoch_f / epochs))
+        model:update_teacher(m)
+      end
+    end,
+  })
+  print(string.format('done: %d steps; checkpoint %s; metrics %s; loss curve %s/loss.png', result.step,
+    result.checkpoint, result.metrics, cfg.out))
+  return result, model
+end
+
+return R
