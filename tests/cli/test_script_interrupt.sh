@@ -58,25 +58,25 @@ LUA
 "${S[@]}" new-session -d -s t -x 200 -y 50 \
   "bash -c \"trap 'true' INT; '$DAMA' '$tmp/train.lua'; echo EXITED rc=\\\$?; sleep 600\""
 "${S[@]}" set-option -t t remain-on-exit on >/dev/null
-check "script started" '^phase 1 running' 10
+check "script started" '^phase 1 running' 20
 sleep 0.5
 "${S[@]}" send-keys -t t C-c
-check "Ctrl-C raises a catchable 'interrupted' in Lua" '^phase 1 caught:[[:space:]]+false[[:space:]].*interrupted' 5
+check "Ctrl-C raises a catchable 'interrupted' in Lua" '^phase 1 caught:[[:space:]]+false[[:space:]].*interrupted' 15
 if [ "$have_matmul" = 1 ]; then
-  check "phase 2 started" '^phase 2 running' 10
+  check "phase 2 started" '^phase 2 running' 20
   sleep 1
   "${S[@]}" send-keys -t t C-c
-  check "Ctrl-C ends a loop of C operations with a catchable error" '^phase 2 caught:[[:space:]]+false[[:space:]].*interrupted' 10
-  check "C operations work again after the interrupt" '^checkpoint saved' 10
+  check "Ctrl-C ends a loop of C operations with a catchable error" '^phase 2 caught:[[:space:]]+false[[:space:]].*interrupted' 20
+  check "C operations work again after the interrupt" '^checkpoint saved' 20
 else
   echo "skip phase 2: dama.randn/matmul are not available yet"
 fi
-check "phase 3 started" '^phase 3 running' 10
+check "phase 3 started" '^phase 3 running' 20
 sleep 1.5
 "${S[@]}" send-keys -t t C-c
 sleep 1.5
 "${S[@]}" send-keys -t t C-c
-check "a second unanswered Ctrl-C kills the script (status 130)" '^EXITED rc=130$' 5
+check "a second unanswered Ctrl-C kills the script (status 130)" '^EXITED rc=130$' 15
 check "and says so" '^dama: killed by Ctrl-C' 1
 
 echo "$failures failure(s)"
