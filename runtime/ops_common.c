@@ -254,9 +254,60 @@ static void run_range(const ops_iter *it, ops_run_fn fn, void *ctx, int64_t star
   }
 }
 
+/* ---- tiled traversal: when some operand walks the inner dim with a large stride but the next dim with
+ * stride 1 (a transposed operand), go through the last two dims in TILE x TILE blocks so both the
+ * row-major and the transposed operand stay in cache. */
+#define TILE 32
+
+typedef struct tiled { const ops_iter *it; ops_run_fn fn; void *ctx; int64_t t0, t1, outer; } tiled;
+
+static void tiled_range(void *vctx, int64_t b, int64_t e) {
+  const tiled *tc = vctx;
+  const ops_iter *it = tc->it;
+  const int32_t L = it->ndim - 1, nops = it->nops;
+  const int64_t n0 = it->shape[L], n1 = it->shape[L - 1];
+  int64_t inner[OPS_MAX_OPERANDS];
+  for (int32_t k = 0; k < nops; k++) inner[k] = it->strides[k][L];
+  for (int64_t w = b; w < e; w++) {
+    int64_t rem = w;
+    const int64_t j0 = (rem % tc->t0) * TILE; rem /= tc->t0;
+    const int64_t i0 = (rem % tc->t1) * TILE; rem /= tc->t1;
+    int64_t off[OPS_MAX_OPERANDS] = {0};
+    for (int32_t d = L - 2; d >= 0; d--) {
+      const int64_t x = rem % it->shape[d];
+      rem /= it->shape[d];
+      for (int32_t k = 0; k < nops; k++) off[k] += x * it->strides[k][d];
+    }
+    const int64_t ni = n1 - i0 < TILE ? n1 - i0 : TILE, nj = n0 - j0 < TILE ? n0 - j0 : TILE;
+    for (int64_t i = 0; i < ni; i++) {
+      char *ptr[OPS_MAX_OPERANDS];
+      for (int32_t k = 0; k < nops; k++)
+        ptr[k] = it->base[k] + (off[k] + (i0 + i) * it->strides[k][L - 1] + j0 * inner[k]) * it->elsize[k];
+      tc->fn(tc->ctx, ptr, inner, nj);
+    }
+  }
+}
+
+static bool wants_tiles(const ops_iter *it) {
+  if (it->ndim < 2) return false;
+  const int32_t L = it->ndim - 1;
+  if (it->shape[L] < TILE || it->shape[L - 1] < TILE) return false;
+  for (int32_t k = 0; k < it->nops; k++) {
+    int64_t si = it->strides[k][L], so = it->strides[k][L - 1];
+    if ((si > 1 || si < -1) && (so == 1 || so == -1)) return true;
+  }
+  return false;
+}
+
 dama_status ops_iter_run(const ops_iter *it, ops_run_fn fn, void *ctx, const char *op) {
   const int64_t N = it->numel;
   if (N == 0) return DAMA_OK;
+  if (wants_tiles(it)) {
+    const int32_t L = it->ndim - 1;
+    tiled tc = {it, fn, ctx, (it->shape[L] + TILE - 1) / TILE, (it->shape[L - 1] + TILE - 1) / TILE, 0};
+    tc.outer = N / (it->shape[L] * it->shape[L - 1]);
+    return ops_parallel_range(tc.outer * tc.t1 * tc.t0, 16, TILE * TILE, tiled_range, &tc, op);
+  }
   const int nt = omp_get_max_threads();
   const int64_t super = OPS_CHUNK * nt;
   for (int64_t s = 0; s < N; s += super) {
