@@ -172,7 +172,7 @@ int dama_host_docall(lua_State *L, int narg, int nresults, dama_host_mode mode)
   host_mode = mode;
   int status = lua_pcall(L, narg, nresults, base);
   host_mode = previous;
-  lua_sethook(L, NULL, 0, 0);
+  if (lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0); /* leave a debug.sethook alone */
   pending = 0;
   dama_interrupt_clear();
   lua_remove(L, base);
