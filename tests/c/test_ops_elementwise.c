@@ -517,3 +517,29 @@ DAMA_TEST(zero_size_and_0d) {
   CHECK_CLOSE(at(s, 0), 4, 0);
   dama_tensor_release(a); dama_tensor_release(r); dama_tensor_release(s); dama_tensor_release(sc);
 }
+
+DAMA_TEST(tiled_transposed_operands_3d) {
+  /* [3, 70, 45] + transpose of [3, 45, 70]: the tiled path with partial tiles and an outer dim */
+  const int64_t sa[3] = {3, 70, 45}, sb[3] = {3, 45, 70};
+  double *av = malloc(sizeof(double) * 9450), *bv = malloc(sizeof(double) * 9450);
+  fill_rand(av, 9450, 11, -1, 1);
+  fill_rand(bv, 9450, 12, -1, 1);
+  dama_tensor *a = mk(DAMA_F64, 3, sa, av), *b = mk(DAMA_F32, 3, sb, bv), *bt = NULL, *r = NULL;
+  CHECK_OK(dama_transpose(&bt, b, 1, 2));
+  CHECK_OK(dama_binary(&r, DAMA_SUB, a, bt));
+  int bad = 0;
+  for (int z = 0; z < 3; z++)
+    for (int i = 0; i < 70; i++)
+      for (int j = 0; j < 45; j++)
+        bad += at(r, (z * 70 + i) * 45 + j) != av[(z * 70 + i) * 45 + j] - (double)(float)bv[(z * 45 + j) * 70 + i];
+  CHECK(bad == 0);
+  /* in place into the transposed view: b^T *= a */
+  CHECK_OK(dama_binary_(bt, DAMA_MUL, a));
+  for (int z = 0; z < 3; z++)
+    for (int i = 0; i < 70; i++)
+      for (int j = 0; j < 45; j++)
+        bad += at(b, (z * 45 + j) * 70 + i) != (double)(float)((double)(float)bv[(z * 45 + j) * 70 + i] * av[(z * 70 + i) * 45 + j]);
+  CHECK(bad == 0);
+  free(av); free(bv);
+  dama_tensor_release(a); dama_tensor_release(b); dama_tensor_release(bt); dama_tensor_release(r);
+}

@@ -335,3 +335,23 @@ DAMA_TEST(leading_dim_sums_all_dtypes) {
   }
   free(v);
 }
+
+DAMA_TEST(interrupt_stops_reductions) {
+  int64_t n = 4 << 20, s2[2] = {2048, 2048};
+  dama_tensor *a = NULL, *b = NULL, *r = NULL, *v = NULL, *i = NULL;
+  CHECK_OK(dama_zeros(&a, 1, &n, DAMA_F32, (dama_device){DAMA_CPU, 0}));
+  CHECK_OK(dama_zeros(&b, 2, s2, DAMA_F32, (dama_device){DAMA_CPU, 0}));
+  int32_t d0 = 0;
+  dama_interrupt_request();
+  dama_status s1 = dama_reduce(&r, DAMA_RSUM, a, 0, NULL, 0, 0, 0);
+  char m1[256];
+  snprintf(m1, sizeof m1, "%s", dama_last_error());
+  dama_status s2_ = dama_reduce(&r, DAMA_RMEAN, b, 1, &d0, 0, 0, 0); /* column path */
+  dama_status s3 = dama_sort(&v, &i, b, 1, 0, 1);
+  dama_interrupt_clear();
+  CHECK(s1 == DAMA_ERR_INTERRUPTED && s2_ == DAMA_ERR_INTERRUPTED && s3 == DAMA_ERR_INTERRUPTED);
+  CHECK(strcmp(m1, "sum: interrupted") == 0);
+  CHECK_ERRMSG("sort: interrupted");
+  CHECK(r == NULL && v == NULL && i == NULL);
+  dama_tensor_release(a); dama_tensor_release(b);
+}
