@@ -98,6 +98,8 @@ expect "multi-line __tostring inside a table is indented" '{
 }' "$out"
 out=$(repl 'C = {summary = function(self) return "one line" end}; C.__index = C\n{v = setmetatable({}, C)}\n')
 expect "inside a table, a value with :summary() shows as that line" '{v = one line}' "$out"
+out=$(repl 'n = 0; debug.sethook(function() n = n + 1 end, "l")\nlocal x = 1\ndebug.sethook()\nn > 1\n')
+expect "a debug.sethook set at the prompt survives to the next chunk" "true" "$out"
 out=$(repl '=1 + 2\n')
 expect "Lua 5.1 style =expr" "3" "$out"
 out=$(repl 'dama ~= nil\n')
