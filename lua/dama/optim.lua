@@ -80,7 +80,7 @@ local function new_optimizer(kind, params, defaults, opts, state_fields)
   else
     raw_groups = {{params = params}}
   end
-  local seen, index = {}, 0
+  local seen, seen_t, index = {}, {}, 0
   for gi, rg in ipairs(raw_groups) do
     local list = param_list(rg.params, kind)
     local g = {params = {}, keys = {}}
@@ -90,10 +90,8 @@ local function new_optimizer(kind, params, defaults, opts, state_fields)
       local name = e.name or (rg.names and rg.names[i])
       local key = name or tostring(index)
       if seen[key] then error(string.format("%s: parameter '%s' appears twice", kind, key), 3) end
-      for _, other in pairs(seen) do
-        if rawequal(other, e.param) then error(string.format("%s: parameter '%s' is given twice", kind, key), 3) end
-      end
-      seen[key] = e.param
+      if seen_t[e.param] then error(string.format("%s: parameter '%s' is given twice", kind, key), 3) end
+      seen[key], seen_t[e.param] = true, true
       g.params[#g.params + 1] = e.param
       g.keys[#g.keys + 1] = key
       index = index + 1
