@@ -136,8 +136,9 @@ test('arena: sharing a submodule re-homes it, older owner falls back gracefully'
   B.arena:fill_(0.25)
   expect_eq(A.fc.weight[{0, 0}], 0.25)
   A:zero_grad()                 -- per-parameter path, no error
-  A:build_arena()               -- and back into A's arena
-  expect(A:has_arena())
+  local pa, ga = A:get_parameters()   -- rebuilds: back into A's arena
+  expect(A:has_arena() and pa == A.arena and ga == A.grad_arena)
+  expect_eq(pa:numel(), 64)   -- 16-float aligned: fc.weight 16, fc.bias 4->16, other.weight 8->16, other.bias 2->16
   expect_eq(A.fc.weight[{0, 0}], 0.25)
 end)
 

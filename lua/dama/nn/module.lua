@@ -379,6 +379,14 @@ function Module:build_arena(opts)
   return self
 end
 
+-- get_parameters() -> arena, grad_arena (torch7's getParameters): the flat parameter and gradient
+-- vectors, building the arena first when this model has none (or a stale one).
+function Module:get_parameters()
+  if not self:has_arena() then self:build_arena() end
+  return self.arena, self.grad_arena
+end
+Module.getParameters = Module.get_parameters
+
 -- True when this model owns an arena that still backs all of its trainable parameters.
 function Module:has_arena()
   local ps = rawget(self, '_arena_params')
