@@ -7,6 +7,7 @@
 #include "ops_internal.h"
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 
 /* Can BLAS read a rows x cols matrix with strides (rs, cs)? Sets trans and the leading dim. */
 static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, int *trans, int64_t *ld) {
@@ -52,6 +53,41 @@ static dama_status prepare(const char *op, mat_operand *o, dama_tensor *v, int32
   return DAMA_OK;
 }
 
+typedef struct mm_batch {
+  dama_dtype dt;
+  const mat_operand *A, *B;
+  const char *abase, *bbase;
+  char *cbase;
+  int32_t nb;
+  const int64_t *bshape;
+  int64_t m, n, k;
+} mm_batch;
+
+/* products [b, e) of the batch */
+static void mm_range(void *vctx, int64_t b, int64_t e) {
+  const mm_batch *c = vctx;
+  const mat_operand *A = c->A, *B = c->B;
+  const CBLAS_TRANSPOSE ta = A->trans ? CblasTrans : CblasNoTrans, tb = B->trans ? CblasTrans : CblasNoTrans;
+  const int m = (int)c->m, n = (int)c->n, k = (int)c->k;
+  for (int64_t bi = b; bi < e; bi++) {
+    int64_t ao = 0, bo = 0, rem = bi;
+    for (int32_t i = c->nb - 1; i >= 0; i--) {
+      const int64_t x = rem % c->bshape[i];
+      rem /= c->bshape[i];
+      ao += x * A->bstride[i];
+      bo += x * B->bstride[i];
+    }
+    if (c->dt == DAMA_F32)
+      cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, (const float *)(const void *)c->abase + ao, (int)A->ld,
+                  (const float *)(const void *)c->bbase + bo, (int)B->ld, 0.0f,
+                  (float *)(void *)c->cbase + bi * c->m * c->n, n);
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, (const double *)(const void *)c->abase + ao, (int)A->ld,
+                  (const double *)(const void *)c->bbase + bo, (int)B->ld, 0.0,
+                  (double *)(void *)c->cbase + bi * c->m * c->n, n);
+  }
+}
+
 static dama_status gemm_batches(const char *op, dama_dtype dt, const mat_operand *A, const mat_operand *B,
                                 dama_tensor *out, int32_t nb, const int64_t *bshape, int64_t m, int64_t n, int64_t k) {
   int64_t batch = 1;
@@ -76,19 +112,20 @@ static dama_status gemm_batches(const char *op, dama_dtype dt, const mat_operand
     }
     if (chain && batch * m <= INT_MAX) { m *= batch; batch = 1; }
   }
-  int64_t idx[DAMA_MAX_DIMS] = {0};
+  mm_batch mb = {dt, A, B, abase, bbase, cbase, nb, bshape, m, n, k};
+  /* many small products: one BLAS thread per product, products spread over OpenMP threads (each product
+   * is computed by exactly one call, so results do not depend on the thread count) */
+  const int nt = omp_get_max_threads();
+  if (nt > 1 && batch >= 2 * nt && m * n * k <= (int64_t)128 * 128 * 128) {
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    dama_status s = ops_parallel_range(batch, 1, m * n * k / 64 + 1, mm_range, &mb, op);
+    openblas_set_num_threads(blas_threads);
+    return s;
+  }
   for (int64_t bi = 0; bi < batch; bi++) {
     if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
-    int64_t ao = 0, bo = 0;
-    for (int32_t i = 0; i < nb; i++) { ao += idx[i] * A->bstride[i]; bo += idx[i] * B->bstride[i]; }
-    const CBLAS_TRANSPOSE ta = A->trans ? CblasTrans : CblasNoTrans, tb = B->trans ? CblasTrans : CblasNoTrans;
-    if (dt == DAMA_F32)
-      cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, (const float *)abase + ao, (int)A->ld,
-                  (const float *)bbase + bo, (int)B->ld, 0.0f, (float *)cbase + bi * m * n, (int)n);
-    else
-      cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0, (const double *)abase + ao, (int)A->ld,
-                  (const double *)bbase + bo, (int)B->ld, 0.0, (double *)cbase + bi * m * n, (int)n);
-    for (int32_t i = nb - 1; i >= 0; i--) { if (++idx[i] < bshape[i]) break; idx[i] = 0; }
+    mm_range(&mb, bi, bi + 1);
   }
   return DAMA_OK;
 }

@@ -78,8 +78,8 @@ DAMA_TEST(matmul_gflops) {
     printf("  matmul f32 %lld^2, b^T view  : %.2f ms, %.1f GFLOP/s\n", (long long)N, t * 1e3, flop / t / 1e9);
     dama_tensor_release(a); dama_tensor_release(b); dama_tensor_release(bt);
   }
-  /* ViT-like batched shapes: [64, 65, 1024] @ [1024, 1024] (folded) and attention [64*12, 65, 64] @ [.., 64, 65] */
-  int64_t sx[3] = {64, 65, 1024}, sw[2] = {1024, 1024}, sq[3] = {1024, 65, 64}, sk[3] = {1024, 64, 65};
+  /* ViT-like batched shapes: [64, 65, 768] @ [768, 768] (folded) and attention [64*12, 65, 64] @ [.., 64, 65] */
+  int64_t sx[3] = {64, 65, 768}, sw[2] = {768, 768}, sq[3] = {768, 65, 64}, sk[3] = {768, 64, 65};
   dama_tensor *x = NULL, *w = NULL, *q = NULL, *kk = NULL;
   CHECK_OK(dama_full(&x, 3, sx, 0.5, DAMA_F32, cpu));
   CHECK_OK(dama_full(&w, 2, sw, 0.5, DAMA_F32, cpu));
@@ -87,9 +87,9 @@ DAMA_TEST(matmul_gflops) {
   CHECK_OK(dama_full(&kk, 3, sk, 0.5, DAMA_F32, cpu));
   double t;
   TIME_BEST(3, t, { dama_tensor *r = NULL; dama_matmul(&r, x, w); dama_tensor_release(r); });
-  printf("  matmul [64,65,1024]@[1024,1024] : %.2f ms, %.1f GFLOP/s\n", t * 1e3, 2.0 * 64 * 65 * 1024 * 1024 / t / 1e9);
+  printf("  matmul [64,65,768]@[768,768] : %.2f ms, %.1f GFLOP/s\n", t * 1e3, 2.0 * 64 * 65 * 768 * 768 / t / 1e9);
   TIME_BEST(3, t, { dama_tensor *r = NULL; dama_matmul(&r, q, kk); dama_tensor_release(r); });
-  printf("  matmul [1024,65,64]@[1024,64,65] (batched): %.2f ms, %.1f GFLOP/s\n", t * 1e3, 2.0 * 1024 * 65 * 65 * 64 / t / 1e9);
+  printf("  matmul [768,65,64]@[768,64,65] (batched): %.2f ms, %.1f GFLOP/s\n", t * 1e3, 2.0 * 768 * 65 * 65 * 64 / t / 1e9);
   dama_tensor_release(x); dama_tensor_release(w); dama_tensor_release(q); dama_tensor_release(kk);
 }
 
