@@ -346,3 +346,32 @@ test('resample_pos_embed: bicubic like torch F.interpolate (align_corners false)
   expect_eq(#r.mismatched, 0)
   expect_close(v.pos_embed, vit.resample_pos_embed(src.pos_embed, 4, 1), 1e-6)
 end)
+
+test('classifier ViT: whole-arena directional derivative matches backward (avg and token pooling)', function()
+  if not has_functional() then skip('dama.nn.functional not available yet') end
+  local F = require 'dama.nn.functional'
+  for _, gp in ipairs{'avg', 'token'} do
+    dama.manual_seed(21)
+    local v = nn.ViT{img = 16, patch = 4, chans = 3, dim = 32, depth = 2, heads = 4, global_pool = gp, num_classes = 3,
+                     pos_trainable = true, head_init_std = 0.5}
+    v:eval()
+    local x = dama.rand(2, 3, 16, 16)
+    local y = dama.tensor({0, 2}, 'i64')
+    local function loss_at() return dama.no_grad(function() return F.cross_entropy(v(x), y, 0.1):item() end) end
+    v:zero_grad()
+    F.cross_entropy(v(x), y, 0.1):backward()
+    local dir = dama.randn(v.arena:numel())
+    local analytic = (v.grad_arena:to('f64') * dir:to('f64')):sum():item()
+    local base = v.arena:clone()
+    local eps = 1e-3
+    v.arena:copy_(base + dir * eps); local lp = loss_at()
+    v.arena:copy_(base - dir * eps); local lm = loss_at()
+    v.arena:copy_(base)
+    local numeric = (lp - lm) / (2 * eps)
+    local rel = math.abs(numeric - analytic) / math.max(math.abs(analytic), 1e-6)
+    print(string.format("     %s: numeric %.6g backward %.6g rel %.2g", gp, numeric, analytic, rel))
+    expect(rel < 2e-2, string.format('%s: directional derivative %g numeric vs %g backward (rel %.2g)', gp, numeric,
+      analytic, rel))
+    expect(rawget(v.pos_embed, 'grad'):abs():sum():item() > 0, 'pos_embed got no gradient')
+  end
+end)
