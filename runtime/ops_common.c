@@ -29,6 +29,17 @@ dama_status ops_check(const char *op, const char *what, const dama_tensor *t) {
   return DAMA_OK;
 }
 
+dama_status ops_check_writable(const char *op, const dama_tensor *t) {
+  for (int32_t i = 0; i < t->ndim; i++)
+    if (t->shape[i] > 1 && t->strides[i] == 0) {
+      char sh[160];
+      return dama_error(DAMA_ERR_ARG,
+                        "%s: the in-place target of shape %s is expanded (stride 0 in dim %d), so several elements "
+                        "share one memory location; clone it first", op, dama_shape_str(t, sh, sizeof sh), i);
+    }
+  return DAMA_OK;
+}
+
 const char *ops_shape_str(int32_t nd, const int64_t *shape, char *buf, size_t len) {
   size_t p = 0;
   buf[0] = '\0';

@@ -218,6 +218,7 @@ dama_status dama_binary_(dama_tensor *a, dama_binop op, const dama_tensor *b) {
   snprintf(name, sizeof name, "%s_", dama_binop_name(op));
   DAMA_TRY(ops_check(name, "a", a));
   DAMA_TRY(ops_check(name, "b", b));
+  DAMA_TRY(ops_check_writable(name, a));
   DAMA_TRY(check_into(name, a, b, "b"));
   dama_dtype compute;
   binary_result(op, ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype), &compute);
@@ -266,6 +267,7 @@ dama_status dama_binary_scalar_(dama_tensor *a, dama_binop op, double s) {
   char name[32];
   snprintf(name, sizeof name, "%s_", dama_binop_name(op));
   DAMA_TRY(ops_check(name, "a", a));
+  DAMA_TRY(ops_check_writable(name, a));
   dama_dtype rt, compute, st;
   DAMA_TRY(scalar_types(name, op, (dama_dtype)a->dtype, s, &rt, &compute, &st));
   DAMA_TRY(scalar_pow_check(name, op, compute, s, 0));
@@ -369,6 +371,7 @@ dama_status dama_unary(dama_tensor **out, dama_unop op, const dama_tensor *a) {
 dama_status dama_unary_(dama_tensor *a, dama_unop op) {
   if ((unsigned)op >= DAMA_NUM_UNOPS) return dama_error(DAMA_ERR_ARG, "unary_: unknown op %d", (int)op);
   DAMA_TRY(ops_check(dama_unop_name(op), "a", a));
+  DAMA_TRY(ops_check_writable(dama_unop_name(op), a));
   return unary_into(a, op, a, unary_compute(op, (dama_dtype)a->dtype));
 }
 
@@ -419,6 +422,7 @@ dama_status dama_clamp(dama_tensor **out, const dama_tensor *a, double lo, doubl
 
 dama_status dama_clamp_(dama_tensor *a, double lo, double hi) {
   DAMA_TRY(ops_check("clamp_", "a", a));
+  DAMA_TRY(ops_check_writable("clamp_", a));
   return clamp_into(a, a, lo, hi, "clamp_");
 }
 
@@ -532,6 +536,7 @@ static void masked_fill_run(void *vctx, char *const *ptrs, const int64_t *stride
 dama_status dama_masked_fill_(dama_tensor *a, const dama_tensor *mask, double value) {
   DAMA_TRY(ops_check("masked_fill_", "a", a));
   DAMA_TRY(ops_check("masked_fill_", "mask", mask));
+  DAMA_TRY(ops_check_writable("masked_fill_", a));
   DAMA_TRY(check_into("masked_fill_", a, mask, "mask"));
   fill_ctx c;
   memset(&c, 0, sizeof c);

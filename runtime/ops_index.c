@@ -111,6 +111,7 @@ static void add_el(char *d, const char *s, dama_dtype t) {
 dama_status dama_scatter_(dama_tensor *a, int32_t dim, const dama_tensor *index, const dama_tensor *src, int32_t reduce) {
   DAMA_TRY(ops_check("scatter_", "a", a));
   DAMA_TRY(ops_check("scatter_", "src", src));
+  DAMA_TRY(ops_check_writable("scatter_", a));
   if (reduce != 0 && reduce != 1)
     return dama_error(DAMA_ERR_ARG, "scatter_: reduce must be 0 (assign) or 1 (add), got %d", reduce);
   int32_t d = dim;

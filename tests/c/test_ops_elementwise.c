@@ -543,3 +543,21 @@ DAMA_TEST(tiled_transposed_operands_3d) {
   free(av); free(bv);
   dama_tensor_release(a); dama_tensor_release(b); dama_tensor_release(bt); dama_tensor_release(r);
 }
+
+DAMA_TEST(in_place_into_expanded_view_is_refused) {
+  double v[3] = {1, 2, 3};
+  const int64_t S43[2] = {4, 3};
+  dama_tensor *a = mk(DAMA_F32, 1, S3, v), *e = NULL;
+  CHECK_OK(dama_expand(&e, a, 2, S43));
+  CHECK_STATUS(dama_binary_scalar_(e, DAMA_ADD, 1), DAMA_ERR_ARG);
+  CHECK_ERRMSG("add_: the in-place target of shape [4, 3] is expanded (stride 0 in dim 0)");
+  CHECK_STATUS(dama_unary_(e, DAMA_NEG), DAMA_ERR_ARG);
+  CHECK_STATUS(dama_binary_(e, DAMA_MUL, a), DAMA_ERR_ARG);
+  CHECK_STATUS(dama_clamp_(e, 0, 1), DAMA_ERR_ARG);
+  double e0[3] = {1, 2, 3};
+  CHECK_VALUES(a, e0, 0);
+  CHECK_OK(dama_fill_(e, 5)); /* every element gets the same value: allowed */
+  double e1[3] = {5, 5, 5};
+  CHECK_VALUES(a, e1, 0);
+  dama_tensor_release(a); dama_tensor_release(e);
+}
