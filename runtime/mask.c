@@ -337,34 +337,32 @@ dama_status dama_mask_unshuffle_backward(float *dtokens, float *dmask_token, con
   const char *op = "mask_unshuffle_backward";
   DAMA_CHECK(dout != NULL, DAMA_ERR_ARG, "%s: dout must not be NULL", op);
   DAMA_TRY(check_token_args(op, ids_restore, N, L, N, L, K, D, "ids_restore"));
-  if (dtokens) {
-#pragma omp parallel for schedule(static) if (N * L * D >= MASK_OMP_MIN)
-    for (int64_t n = 0; n < N; n++)
+  /* One pass over dout. Samples are split into at most 64 chunks fixed by N (not by the thread count);
+   * each chunk sums its masked rows into its own partial, and the partials are added in chunk order, so
+   * dmask_token does not depend on the number of threads. */
+  int64_t nchunks = N < 64 ? N : 64;
+  float *partial = NULL;
+  if (dmask_token) {
+    partial = calloc((size_t)(nchunks * D), sizeof(float));
+    DAMA_CHECK(partial != NULL, DAMA_ERR_OOM, "%s: no memory for %lld partial sums", op, (long long)(nchunks * D));
+  }
+#pragma omp parallel for schedule(static) if (N * L * D >= MASK_OMP_MIN && nchunks > 1)
+  for (int64_t ch = 0; ch < nchunks; ch++) {
+    int64_t n0 = N * ch / nchunks, n1 = N * (ch + 1) / nchunks;
+    float *acc = partial ? partial + ch * D : NULL;
+    for (int64_t n = n0; n < n1; n++)
       for (int64_t l = 0; l < L; l++) {
         int64_t j = ids_restore[n * L + l];
-        if (j >= K) continue;
-        float *d = dtokens + (n * K + j) * D;
         const float *g = dout + (n * L + l) * D;
-        for (int64_t c = 0; c < D; c++) d[c] += g[c];
+        float *d = j < K ? (dtokens ? dtokens + (n * K + j) * D : NULL) : acc;
+        if (d)
+          for (int64_t c = 0; c < D; c++) d[c] += g[c];
       }
   }
   if (dmask_token) {
-    /* each thread owns a slice of the D features and sums every masked row in a fixed order, so the
-     * result does not depend on the thread count */
-    const int64_t block = 64;
-    int64_t nblocks = (D + block - 1) / block;
-#pragma omp parallel for schedule(static) if (N * L * D >= MASK_OMP_MIN && nblocks > 1)
-    for (int64_t bk = 0; bk < nblocks; bk++) {
-      int64_t c0 = bk * block, c1 = c0 + block < D ? c0 + block : D;
-      float acc[64];
-      for (int64_t c = c0; c < c1; c++) acc[c - c0] = 0.0f;
-      for (int64_t r = 0; r < N * L; r++) {
-        if (ids_restore[r] < K) continue;
-        const float *g = dout + r * D;
-        for (int64_t c = c0; c < c1; c++) acc[c - c0] += g[c];
-      }
-      for (int64_t c = c0; c < c1; c++) dmask_token[c] += acc[c - c0];
-    }
+    for (int64_t ch = 0; ch < nchunks; ch++)
+      for (int64_t c = 0; c < D; c++) dmask_token[c] += partial[ch * D + c];
+    free(partial);
   }
   return DAMA_OK;
 }

@@ -439,6 +439,24 @@ DAMA_TEST(unshuffle_forward_backward) {
     for (int64_t r = 0; r < N * L; r++) if (rs[r] >= K) s += g[r * D + c];
     CHECK_CLOSE(dmt[c], s, 1e-5);
   }
+  /* dmask_token does not depend on the thread count (fixed chunks, summed in order) */
+  {
+    const int64_t BN = 96, BL = 64, BK = 12, BD = 96;
+    float *bg = malloc(sizeof(float) * BN * BL * BD), a1[96] = {0}, a2[96] = {0}, bnoise[96 * 64];
+    int64_t *brs = malloc(sizeof(int64_t) * BN * BL), *bsh = malloc(sizeof(int64_t) * BN * BL);
+    for (int64_t i = 0; i < BN * BL * BD; i++) bg[i] = frand() - 0.5f;
+    for (int64_t i = 0; i < BN * BL; i++) bnoise[i] = frand();
+    int threads = dama_get_num_threads();
+    dama_status s1 = dama_mask_random(NULL, bsh, brs, NULL, bnoise, BN, BL, BK);
+    dama_set_num_threads(1);
+    dama_status s2 = dama_mask_unshuffle_backward(NULL, a1, bg, brs, BN, BL, BK, BD);
+    dama_set_num_threads(2);
+    dama_status s3 = dama_mask_unshuffle_backward(NULL, a2, bg, brs, BN, BL, BK, BD);
+    dama_set_num_threads(threads);
+    free(bg); free(brs); free(bsh);
+    CHECK(s1 == DAMA_OK && s2 == DAMA_OK && s3 == DAMA_OK);
+    CHECK(memcmp(a1, a2, sizeof a1) == 0);
+  }
   /* either gradient may be skipped */
   CHECK_OK(dama_mask_unshuffle_backward(NULL, dmt, g, rs, N, L, K, D));
   CHECK_OK(dama_mask_unshuffle_backward(dtok, NULL, g, rs, N, L, K, D));
