@@ -2,7 +2,8 @@
  * only the strips/tiles they touch, and OME-XML channel names.
  *
  * Channel layouts: interleaved (PlanarConfiguration 1), separate planes in one page (PlanarConfiguration
- * 2), and one single-sample page per channel (tifffile's (C, H, W), IMC files). All come out H x W x C.
+ * 2), one single-sample page per channel (tifffile's (C, H, W), IMC files), and tifffile's default for an
+ * (H, W, C) array (one W x C page per row, recognised by its {"shape": ...} description). All come out H x W x C.
  * libtiff's messages never reach stderr: each TIFF* gets its own error handler that stores the first
  * message in the handle's context, and the global handlers are silenced once (thread-safe). */
 #define _GNU_SOURCE
@@ -256,6 +257,26 @@ static dama_status tf_layout(tfile *f) {
     f->tile_w = w;
     f->tile_h = rps > h ? h : rps;
   }
+  /* tifffile's shaped series: {"shape": [a, b, c]} in page 0's description. */
+  int64_t shaped[3] = {0, 0, 0};
+  int n_shaped = 0;
+  char *desc = NULL;
+  if (TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc && desc[0] == '{') {
+    const char *q = strstr(desc, "\"shape\":");
+    q = q ? strchr(q, '[') : NULL;
+    while (q && n_shaped < 4) {
+      q++;
+      while (*q == ' ') q++;
+      if (*q < '0' || *q > '9') break;
+      char *e;
+      long long v = strtoll(q, &e, 10);
+      if (n_shaped < 3) shaped[n_shaped] = v;
+      n_shaped++;
+      q = e;
+      while (*q == ' ') q++;
+      if (*q != ',') break;
+    }
+  }
   f->n_pages = (int)TIFFNumberOfDirectories(tif);
   if (f->n_pages < 1) f->n_pages = 1;
   f->channels = spp;
@@ -284,6 +305,16 @@ static dama_status tf_layout(tfile *f) {
     if (nch > 1) {
       f->layout = DAMA_TIFF_PAGES;
       f->channels = nch;
+      /* (H, W, C) written by tifffile as H pages of W x C: C is the smallest of the three. */
+      if (n_shaped == 3 && shaped[0] == nch && nch == f->n_pages && shaped[1] == h && shaped[2] == w &&
+          shaped[2] < shaped[0] && shaped[2] < shaped[1]) {
+        f->layout = DAMA_TIFF_ROW_PAGES;
+        f->height = shaped[0];
+        f->width = shaped[1];
+        f->channels = shaped[2];
+        f->tile_w = f->width;
+        f->tile_h = 1;
+      }
     }
   }
   double total = (double)f->width * (double)f->height * (double)f->channels * (double)dama_dtype_size(dt);
@@ -466,9 +497,33 @@ static dama_status tf_read_dir_region(tfile *f, int64_t x0, int64_t y0, int64_t 
 /* Window of the whole image's channels chan[0..n) into dst (h x w x n). */
 static dama_status tf_read_region(tfile *f, int64_t x0, int64_t y0, int64_t w, int64_t h, int n, const int32_t *chan,
                                   void *dst, int out_f32) {
+  if (f->layout == DAMA_TIFF_ROW_PAGES) {
+    /* Page r is image row r, stored as a W x C single-sample image. */
+    int64_t C = f->channels;
+    int oes = out_f32 ? 4 : dama_dtype_size(f->dtype);
+    int identity = n == C;
+    for (int k = 0; identity && k < n; k++) identity = chan[k] == k;
+    uint8_t *tmp = identity ? NULL : malloc((size_t)(w * C * oes));
+    if (!identity && !tmp) return tf_fail(f, DAMA_ERR_OOM, "cannot allocate a row buffer");
+    dama_status st = DAMA_OK;
+    for (int64_t r = y0; r < y0 + h && st == DAMA_OK; r++) {
+      if (TIFFCurrentDirectory(f->tif) != f->pages[r] && !TIFFSetDirectory(f->tif, f->pages[r])) {
+        st = tf_fail(f, DAMA_ERR_FORMAT, "cannot read page %u", (unsigned)f->pages[r]);
+        break;
+      }
+      uint8_t *drow = (uint8_t *)dst + (r - y0) * w * n * oes;
+      int32_t zero = 0;
+      st = tf_read_dir_region(f, 0, x0, C, w, 1, &zero, identity ? drow : tmp, 1, 0, out_f32);
+      if (st == DAMA_OK && !identity)
+        for (int64_t c = 0; c < w; c++)
+          for (int k = 0; k < n; k++) memcpy(drow + (c * n + k) * oes, tmp + (c * C + chan[k]) * oes, (size_t)oes);
+    }
+    free(tmp);
+    return st;
+  }
   if (f->layout == DAMA_TIFF_PAGES) {
     for (int k = 0; k < n; k++) {
-      if (!TIFFSetDirectory(f->tif, f->pages[chan[k]]))
+      if (TIFFCurrentDirectory(f->tif) != f->pages[chan[k]] && !TIFFSetDirectory(f->tif, f->pages[chan[k]]))
         return tf_fail(f, DAMA_ERR_FORMAT, "cannot read page %u", (unsigned)f->pages[chan[k]]);
       int32_t zero = 0;
       DAMA_TRY(tf_read_dir_region(f, x0, y0, w, h, 1, &zero, dst, n, k, out_f32));

@@ -100,6 +100,7 @@ dama_status dama_io_tmp_open(const char *op, const char *path, char *tmp, size_t
   static atomic_uint counter;
   *fd = -1;
   if (!path || !*path) return dama_error(DAMA_ERR_ARG, "%s: path is NULL or empty", op);
+  if (!tmp || tmplen < 2) return dama_error(DAMA_ERR_ARG, "%s: no room for the temporary path", op);
   for (int attempt = 0; attempt < 100; attempt++) {
     unsigned k = atomic_fetch_add(&counter, 1u);
     int len = snprintf(tmp, tmplen, "%s.tmp.%ld.%u", path, (long)getpid(), k);

@@ -23,7 +23,11 @@ typedef enum dama_tiff_compression {
 typedef enum dama_tiff_layout {
   DAMA_TIFF_INTERLEAVED = 0, /* one page, samples of a pixel together (PlanarConfiguration 1) */
   DAMA_TIFF_PAGES = 1,       /* one single-sample page per channel (tifffile's (C, H, W)) */
-  DAMA_TIFF_SEPARATE = 2     /* one page, PlanarConfiguration 2 (one plane of strips/tiles per channel) */
+  DAMA_TIFF_SEPARATE = 2,    /* one page, PlanarConfiguration 2 (one plane of strips/tiles per channel) */
+  DAMA_TIFF_ROW_PAGES = 3    /* read only: what tifffile.imwrite(path, a) makes of an (H, W, C) array with
+                                C not 3/4: H pages of W x C, with {"shape": [H, W, C]} in the description.
+                                Recognised when that shape is given and C is the smallest dim (otherwise
+                                pages are channels, as for a (C, H, W) stack). Slow: one page per row. */
 } dama_tiff_layout;
 
 typedef struct dama_image_info {

@@ -588,12 +588,15 @@ DAMA_TEST(tiff_stardist_and_dsb_labels) {
 #define FIXTURE(name) DAMA_SOURCE_ROOT "/tests/fixtures/io/" name
 
 DAMA_TEST(tiff_reads_files_written_by_tifffile) {
-  const char *names[4] = {"bigendian_pred", "tifffile_ome", "float_pred_separate", "rgb_lzw"};
-  const char *files[4] = {FIXTURE("bigendian_pred.tif"), FIXTURE("tifffile_ome.ome.tif"),
-                          FIXTURE("float_pred_separate.tif"), FIXTURE("rgb_lzw.tif")};
-  const char *expected[4] = {FIXTURE("bigendian_pred.expected.npy"), FIXTURE("tifffile_ome.expected.npy"),
-                             FIXTURE("float_pred_separate.expected.npy"), FIXTURE("rgb_lzw.expected.npy")};
-  for (int i = 0; i < 4; i++) {
+  const char *names[6] = {"bigendian_pred", "tifffile_ome", "float_pred_separate", "rgb_lzw", "tifffile_hwc_default",
+                          "tifffile_chw"};
+  const char *files[6] = {FIXTURE("bigendian_pred.tif"), FIXTURE("tifffile_ome.ome.tif"),
+                          FIXTURE("float_pred_separate.tif"), FIXTURE("rgb_lzw.tif"),
+                          FIXTURE("tifffile_hwc_default.tif"), FIXTURE("tifffile_chw.tif")};
+  const char *expected[6] = {FIXTURE("bigendian_pred.expected.npy"), FIXTURE("tifffile_ome.expected.npy"),
+                             FIXTURE("float_pred_separate.expected.npy"), FIXTURE("rgb_lzw.expected.npy"),
+                             FIXTURE("tifffile_hwc_default.expected.npy"), FIXTURE("tifffile_chw.expected.npy")};
+  for (int i = 0; i < 6; i++) {
     dama_tensor *t = NULL, *want = NULL, *w = NULL;
     CHECK_OK(dama_image_read(files[i], &t));
     CHECK_OK(dama_npy_load(expected[i], 0, &want));
@@ -601,13 +604,19 @@ DAMA_TEST(tiff_reads_files_written_by_tifffile) {
               t->shape[2] == want->shape[2], "%s: shape differs", names[i]);
     CHECK_MSG(same_tensor(t, want), "%s: pixels differ from tifffile's", names[i]);
     int32_t sel[2] = {2, 0};
-    CHECK_OK(dama_tiff_read_window(files[i], 3, 5, 10, 7, 2, sel, &w));
-    CHECK_MSG(window_matches(want, w, 3, 5, 2, sel), "%s: window differs", names[i]);
+    CHECK_OK(dama_tiff_read_window(files[i], 2, 4, 7, 7, 2, sel, &w));
+    CHECK_MSG(window_matches(want, w, 2, 4, 2, sel), "%s: window differs", names[i]);
     dama_tensor_release(t); dama_tensor_release(want); dama_tensor_release(w);
   }
   dama_image_info info;
   CHECK_OK(dama_image_info_read(FIXTURE("tifffile_ome.ome.tif"), &info));
   CHECK(info.planar == DAMA_TIFF_PAGES && info.tiled && info.tile_w == 16 && info.channels == 3);
+  CHECK_OK(dama_image_info_read(FIXTURE("tifffile_hwc_default.tif"), &info));
+  CHECK(info.planar == DAMA_TIFF_ROW_PAGES && info.height == 12 && info.width == 10 && info.channels == 7);
+  CHECK_OK(dama_image_info_read(FIXTURE("tifffile_chw.tif"), &info));
+  CHECK(info.planar == DAMA_TIFF_PAGES && info.height == 12 && info.width == 10 && info.channels == 7);
+  float f32[12 * 10 * 7];
+  CHECK_OK(dama_image_read_f32(FIXTURE("tifffile_hwc_default.tif"), f32, 12, 10, 7));
   CHECK_OK(dama_image_info_read(FIXTURE("float_pred_separate.tif"), &info));
   CHECK(info.planar == DAMA_TIFF_SEPARATE && info.channels == 4 && info.dtype == DAMA_F32);
   char buf[256];
