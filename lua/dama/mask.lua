@@ -26,10 +26,13 @@
 -- of zeros in every row and hand it to dama.mask.from_mask. dama.mask.by_score below is such a strategy,
 -- written with an FFI loop over t:data():
 --
---   -- hide the patches with the most nuclear (DAPI, channel 0) signal; show the K dimmest
---   local score = F.patchify(imgs, 16):narrow(...)...   -- any [N, L] score
+--   -- hide the patches with the most nuclear (DAPI, channel 0) signal; show the K dimmest.
+--   -- imgs [N, C, H, W], patch p: the mean of channel 0 over each p x p patch, row-major over the grid
+--   local score = imgs:select(1, 0):reshape(N, H/p, p, W/p, p):permute(0, 1, 3, 2, 4)
+--                     :reshape(N, L, p*p):mean(2)       -- [N, L]
 --   local m = dama.mask.by_score(score, 0.8)            -- a mask object like random()'s
---   local p, z = net(x, m)
+--   print(m:ascii(0))                                   -- '#' hidden, '.' shown
+--   local pred, latent = mae:forward(imgs, m)           -- the same path as random masks
 local dffi = require 'dama.ffi'
 local tensor = require 'dama.tensor'
 local ffi, C = dffi.ffi, dffi.C

@@ -202,6 +202,26 @@ test('by_score: a strategy in pure Lua hides the highest scores', function()
   expect_eq(m:gather(x), x:gather(1, m.ids_keep:unsqueeze(-1):expand(2, 2, 3)))
 end)
 
+test('by_score: the module docs example (mean DAPI per patch) runs', function()
+  dama.manual_seed(9)
+  local N, C, H, W, p = 2, 7, 32, 32, 8
+  local imgs = dama.rand(N, C, H, W)
+  local L = (H / p) * (W / p)
+  local score = imgs:select(1, 0):reshape(N, H / p, p, W / p, p):permute(0, 1, 3, 2, 4)
+                    :reshape(N, L, p * p):mean(2)
+  local m = M.by_score(score, 0.75)
+  expect_eq(m:visible_per_row(), {4, 4})
+  -- every shown patch is dimmer than every hidden one
+  local s, mk = score:totable(), m.mask:totable()
+  for n = 1, N do
+    local lo, hi = -math.huge, math.huge
+    for l = 1, L do
+      if mk[n][l] == 0 then lo = math.max(lo, s[n][l]) else hi = math.min(hi, s[n][l]) end
+    end
+    expect(lo <= hi)
+  end
+end)
+
 -- ---------------------------------------------------------------- token kernels
 
 local function dot(a, b) return a:mul(b):sum():item() end
