@@ -94,6 +94,16 @@ DAMA_TEST(transposed_and_strided_operands) {
   CHECK_OK(dama_transpose(&bt, b, 0, 1));  /* [4, 5] */
   const int64_t e35[2] = {3, 5};
   CHECK(check_mm(at_, bt, 2, e35, 1e-12));
+  { /* no hidden copy: the only allocation is the [3, 5] f64 result */
+    int64_t before = 0, peak = 0, n = 0;
+    dama_tensor *c = NULL;
+    dama_memory_stats(&before, NULL, NULL);
+    dama_memory_reset_peak();
+    CHECK_OK(dama_matmul(&c, at_, bt));
+    dama_memory_stats(NULL, &peak, &n);
+    CHECK_MSG(peak - before == 3 * 5 * 8, "matmul of transposed views allocated %lld bytes", (long long)(peak - before));
+    dama_tensor_release(c);
+  }
   /* column slice with step: not BLAS-describable, copied */
   dama_tensor *w = rnd(DAMA_F64, 2, s36, 3), *ws = NULL;
   CHECK_OK(dama_slice(&ws, w, 1, 0, 6, 2)); /* [3, 3] with column stride 2 */
