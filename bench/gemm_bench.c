@@ -8,7 +8,9 @@
  *   fwd   out = inp @ W^T         (NT)
  *   bwdD  dinp = dout @ W         (NN, result [M,K], inner N)
  *   bwdW  dW += dout^T @ inp      (TN, result [N,K], inner M)
- * Usage: gemm_bench [reps]   (env OPENBLAS_CORETYPE / OMP_NUM_THREADS are honoured by the libraries)
+ * Usage: gemm_bench [reps [cpu]]   (env OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are honoured
+ * by the libraries). With `cpu`, time is process CPU time: GFLOP/s per busy core-second, which stays
+ * meaningful when other jobs share the machine (use it with one thread).
  *
  * Built with -DDAMA_BLOCK_BENCH and linked with the dama runtime, `gemm_bench block [B T C NH reps]` instead
  * times one pre-norm ViT block (LN, qkv, attention, proj, LN, fc1, GELU, fc2) forward + backward through the
@@ -24,9 +26,10 @@
 #include <dnnl.h>
 #endif
 
+static int use_cpu_time; /* `cpu` argument: process CPU time (robust on a shared machine with 1 thread) */
 static double now_s(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -133,6 +136,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "block") == 0) return block_bench(argc, argv);
 #endif
   int reps = argc > 1 ? atoi(argv[1]) : 5;
+  use_cpu_time = argc > 2 && strcmp(argv[2], "cpu") == 0;
   /* M = tokens in a batch, (N, K) = (out, in) features of the layer */
   const long base[][3] = {
     {8320, 3072, 768}, {8320, 768, 3072}, {2080, 2304, 768}, {8320, 2048, 512}, {8320, 512, 2048},
@@ -144,8 +148,8 @@ int main(int argc, char **argv) {
   if (!A || !B || !C) { fprintf(stderr, "out of memory\n"); return 1; }
   for (size_t i = 0; i < maxe; i++) { A[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f; B[i] = (float)((i * 104729) % 997) / 997.0f - 0.5f; C[i] = 0; }
   const char *ct = getenv("OPENBLAS_CORETYPE");
-  printf("OPENBLAS_CORETYPE=%s  openblas core: %s  threads: %d\n", ct ? ct : "(unset)", openblas_get_corename(),
-         openblas_get_num_threads());
+  printf("OPENBLAS_CORETYPE=%s  openblas core: %s  threads: %d  timing: %s\n", ct ? ct : "(unset)",
+         openblas_get_corename(), openblas_get_num_threads(), use_cpu_time ? "process CPU time" : "wall clock");
 #ifdef HAVE_DNNL
   printf("%-8s %6s %6s %6s %10s %10s\n", "layout", "M", "N", "K", "openblas", "onednn");
 #else

@@ -2,13 +2,14 @@
  * The GEMMs run through dama_sgemm outside any OpenMP region; bias work is parallel over rows/columns. */
 #include "dama_internal.h"
 
-/* out[N,OC] rows = bias (or 0) */
-static void fill_rows(float *out, const float *bias, int64_t N, int64_t OC) {
+/* out[N,OC] += bias[OC] per row. Done after the GEMM rather than as a pre-filled beta = 1 GEMM: an
+ * OpenMP region right before a GEMM leaves libgomp workers spinning while OpenBLAS's threads start. */
+static void add_bias_rows(float *out, const float *bias, int64_t N, int64_t OC) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; i++) {
     float *o = out + i * OC;
-    if (bias) memcpy(o, bias, (size_t)OC * sizeof(float));
-    else memset(o, 0, (size_t)OC * sizeof(float));
+#pragma omp simd
+    for (int64_t c = 0; c < OC; c++) o[c] += bias[c];
   }
 }
 
@@ -33,8 +34,9 @@ dama_status dama_linear_forward(float *out, const float *inp, const float *weigh
              "linear_forward: sizes must be positive, got N=%lld C=%lld OC=%lld", (long long)N, (long long)C,
              (long long)OC);
   DAMA_CHECK(out && inp && weight, DAMA_ERR_ARG, "linear_forward: out, inp and weight must not be NULL");
-  if (bias) fill_rows(out, bias, N, OC);
-  return dama_sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+  DAMA_TRY(dama_sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC));
+  if (bias) add_bias_rows(out, bias, N, OC);
+  return DAMA_OK;
 }
 
 dama_status dama_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
