@@ -20,8 +20,8 @@
 /* K = (int64)(L * (1.0 - ratio)). L >= 1, 0 <= ratio <= 1. */
 dama_status dama_mask_visible_count(int64_t L, double ratio, int64_t *K);
 /* K, R and O of Algorithm 1 (any of the three pointers may be NULL). DAMA_ERR_ARG when R < 0: the mask
- * ratio must leave at most half of the patches visible (ratio >= about 0.5), because branch 2 shows
- * branch-1-masked patches. 0 <= overlap <= 1. */
+ * ratio must leave at most half of the patches visible (K <= L/2, i.e. ratio >= about 0.5), because
+ * branch 2 shows branch-1-masked patches. 0 <= overlap <= 1. */
 dama_status dama_mask_adaptive_counts(int64_t L, double ratio, double overlap, int64_t *K, int64_t *R, int64_t *O);
 
 /* MAE random masking from noise[N,L] (the reference draws U[0,1)): ids_shuffle = stable argsort(noise),
@@ -39,8 +39,8 @@ typedef enum dama_adaptive_mode {
  * loss[N,L] (only read: no gradient flows through the mask). K, R, O as above (R < 0 -> DAMA_ERR_ARG).
  * V[n] = the O lowest-index patches visible in m1[n] (the reference's stable argsort(m1)[:, :O]).
  *
- * DAMA_ADAPTIVE_PER_SAMPLE: m2[n] = 0 at the K - O branch-1-masked patches with the lowest loss (ties: lower
- *   index) and at V[n]; 1 elsewhere. Every row then has exactly K zeros, and ids_keep2 lists exactly those
+ * DAMA_ADAPTIVE_PER_SAMPLE: each row on its own. m2[n] = 0 at the K - O branch-1-masked patches with the
+ *   lowest loss (ties: lower index; NaN counts as the highest) and at V[n]; 1 elsewhere. Every row then has exactly K zeros, and ids_keep2 lists exactly those
  *   patches by increasing index (so m2 = 1 - scatter(ids_keep2)).
  *   Needs at least O visible and K - O masked patches in each row of m1 (true when m1 has K zeros, e.g.
  *   from dama_mask_random with the same ratio); otherwise DAMA_ERR_ARG naming the row. Equals the
@@ -50,7 +50,9 @@ typedef enum dama_adaptive_mode {
  *   patch (all ones); here those cases still give the K - O lowest-loss masked patches.
  * DAMA_ADAPTIVE_UNION: the reference exactly. s = loss * m1 (float); T[n] = the last R + O entries of the
  *   stable argsort(s[n]) (all L of them when R + O = 0, as Python's [-0:]); m2 = 1 - m1; m2[n, T[n]] = 1;
- *   then m2[:, l] = 0 in EVERY row for each l in the union of V over the batch. A row may then have more
+ *   then m2[:, l] = 0 in EVERY row for each l in the union of V over the batch of this call (the reference's
+ *   per-GPU batch; at N = 128, L = 64 rows keep 49-63 zeros, and if every entry of m2 became 0 a loss averaged
+ *   over removed patches would be 0/0). A row may then have more
  *   than K zeros (ids_keep2 holds the first K zeros by index; the other zeros are neither shown to branch 2
  *   nor counted by its loss) or, for degenerate inputs (scores <= 0, m1 with fewer than O zeros), fewer
  *   than K (ids_keep2 then continues with masked patches by index). m2 is returned as modified, not rebuilt
