@@ -33,6 +33,10 @@ function dama.set_memory_limit(bytes) C.dama_memory_set_limit(bytes or 0) end
 function dama.set_num_threads(n) C.dama_set_num_threads(n) end
 function dama.get_num_threads() return C.dama_get_num_threads() end
 
+-- Tensor files (safetensors): dama.save(path, {name = t}, metadata), dama.load(path) -> tensors, metadata.
+function dama.save(...) return require('dama.checkpoint').save_tensors(...) end
+function dama.load(...) return require('dama.checkpoint').load_tensors(...) end
+
 -- Lazily loaded submodules: dama.nn -> require 'dama.nn', and so on.
 setmetatable(dama, {
   __index = function(t, k)
