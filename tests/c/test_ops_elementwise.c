@@ -561,3 +561,37 @@ DAMA_TEST(in_place_into_expanded_view_is_refused) {
   CHECK_VALUES(a, e1, 0);
   dama_tensor_release(a); dama_tensor_release(e);
 }
+
+DAMA_TEST(f16_conversions_match_the_scalar_helpers) {
+  /* widening: every f16 bit pattern through the op path (f16 + f32 zero -> f32) vs dama_f16_to_f32 */
+  int64_t n = 65536;
+  uint16_t *bits = malloc(sizeof(uint16_t) * 65536);
+  for (int64_t i = 0; i < n; i++) bits[i] = (uint16_t)i;
+  dama_tensor *h = NULL, *z = NULL, *w = NULL;
+  CHECK_OK(dama_from_buffer(&h, 1, &n, DAMA_F16, bits, DAMA_U16));
+  memcpy(dama_data_ptr(h), bits, sizeof(uint16_t) * 65536); /* raw bits, not values */
+  CHECK_OK(dama_zeros(&z, 1, &n, DAMA_F32, (dama_device){DAMA_CPU, 0}));
+  CHECK_OK(dama_binary(&w, DAMA_ADD, h, z));
+  const float *pw = dama_data_ptr(w);
+  int bad = 0;
+  for (int64_t i = 0; i < n; i++) {
+    float e = dama_f16_to_f32(bits[i]);
+    if (isnan(e) ? !isnan(pw[i]) : pw[i] != e) bad++;
+  }
+  CHECK_MSG(bad == 0, "%d f16 values widen differently", bad);
+  /* narrowing: random, tiny, huge and halfway floats through the op path vs dama_f32_to_f16 */
+  int64_t m = 200000;
+  double *v = malloc(sizeof(double) * (size_t)m);
+  fill_rand(v, m, 3, -1, 1);
+  for (int64_t i = 0; i < m; i++) v[i] = v[i] * pow(2.0, (double)(i % 48) - 30); /* 2^-30 .. 2^17 */
+  dama_tensor *f = mk(DAMA_F32, 1, &m, v), *o = NULL;
+  CHECK_OK(dama_zeros(&o, 1, &m, DAMA_F16, (dama_device){DAMA_CPU, 0}));
+  CHECK_OK(dama_binary_(o, DAMA_ADD, f)); /* computed in f32, stored as f16 */
+  const float *pf = dama_data_ptr(f);
+  const uint16_t *po = dama_data_ptr(o);
+  bad = 0;
+  for (int64_t i = 0; i < m; i++) bad += po[i] != dama_f32_to_f16(pf[i]);
+  CHECK_MSG(bad == 0, "%d floats narrow differently", bad);
+  free(bits); free(v);
+  dama_tensor_release(h); dama_tensor_release(z); dama_tensor_release(w); dama_tensor_release(f); dama_tensor_release(o);
+}
