@@ -212,27 +212,32 @@ static dama_status reduce_rows(rctx *c, rstate *rows, const char *name) {
   return s;
 }
 
-/* ---- sum/mean over leading dims: the input is [L, R] with the reduced dims outer (e.g. a column sum of
- * a row-major matrix). Columns are summed in blocks of COLB with one accumulator each (vectorisable, no
- * transposing copy); rows are cut into fixed chunks of COLL whose partials are combined in order. */
+/* ---- sum/mean where the reduced elements of one output are not contiguous: the input is laid out as
+ * [O, L, Ri] (kept dims outer O and inner Ri, reduced dims L in between; e.g. a column sum of a matrix or a
+ * mean over tokens of [B, T, C]). Each output column is summed in blocks of COLB columns with one
+ * accumulator per column (vectorisable, no transposing copy); L is cut into fixed chunks of COLL whose
+ * partials are combined in order, so the result does not depend on the thread count. */
 #define COLB 256
 #define COLL 512
 
-typedef struct colctx { const rctx *c; int64_t nl; double *pd; int64_t *pi; } colctx;
+typedef struct colctx { const rctx *c; int64_t O, Ri, nb, nl; double *pd; int64_t *pi; } colctx;
 
 static void cols_range(void *vctx, int64_t b, int64_t e) {
   const colctx *cc = vctx;
   const rctx *c = cc->c;
   const int esz = dama_dtype_size(c->dt);
+  const int64_t Ri = cc->Ri, L = c->L;
   _Alignas(64) char tmp[COLB * 8];
   for (int64_t w = b; w < e; w++) {
-    const int64_t blk = w / cc->nl, lc = w % cc->nl, r0 = blk * COLB, l0 = lc * COLL;
-    const int64_t nr = c->R - r0 < COLB ? c->R - r0 : COLB, nrows = c->L - l0 < COLL ? c->L - l0 : COLL;
+    const int64_t lc = w % cc->nl, blk = (w / cc->nl) % cc->nb, o = w / (cc->nl * cc->nb);
+    const int64_t r0 = blk * COLB, l0 = lc * COLL;
+    const int64_t nr = Ri - r0 < COLB ? Ri - r0 : COLB, nrows = L - l0 < COLL ? L - l0 : COLL;
+    const char *base = c->data + ((o * L + l0) * Ri + r0) * esz;
     if (c->kind == OPS_KI64) {
       int64_t *acc = cc->pi + w * COLB;
       for (int64_t j = 0; j < nr; j++) acc[j] = 0;
       for (int64_t l = 0; l < nrows; l++) {
-        const char *row = c->data + ((l0 + l) * c->R + r0) * esz;
+        const char *row = base + l * Ri * esz;
         const int64_t *x = (const int64_t *)(const void *)row;
         if (c->dt != DAMA_I64) { ops_load(OPS_KI64, c->dt, row, 1, nr, tmp); x = (const int64_t *)(void *)tmp; }
         for (int64_t j = 0; j < nr; j++) acc[j] = (int64_t)((uint64_t)acc[j] + (uint64_t)x[j]);
@@ -241,7 +246,7 @@ static void cols_range(void *vctx, int64_t b, int64_t e) {
       double *acc = cc->pd + w * COLB;
       for (int64_t j = 0; j < nr; j++) acc[j] = 0;
       for (int64_t l = 0; l < nrows; l++) {
-        const char *row = c->data + ((l0 + l) * c->R + r0) * esz;
+        const char *row = base + l * Ri * esz;
         if (c->dt == DAMA_F64) {
           const double *x = (const double *)(const void *)row;
           for (int64_t j = 0; j < nr; j++) acc[j] += x[j];
@@ -255,20 +260,20 @@ static void cols_range(void *vctx, int64_t b, int64_t e) {
   }
 }
 
-static dama_status reduce_cols(rctx *c, rstate *rows, const char *name) {
-  const int64_t nb = (c->R + COLB - 1) / COLB, nl = (c->L + COLL - 1) / COLL, W = nb * nl;
-  colctx cc = {c, nl, NULL, NULL};
+static dama_status reduce_cols(rctx *c, int64_t O, int64_t Ri, rstate *rows, const char *name) {
+  const int64_t nb = (Ri + COLB - 1) / COLB, nl = (c->L + COLL - 1) / COLL, W = O * nb * nl;
+  colctx cc = {c, O, Ri, nb, nl, NULL, NULL};
   void *part = malloc((size_t)(W * COLB) * 8);
   if (!part) return dama_error(DAMA_ERR_OOM, "%s: out of memory for partial results", name);
   if (c->kind == OPS_KI64) cc.pi = part; else cc.pd = part;
   dama_status s = ops_parallel_range(W, 1, COLB * COLL, cols_range, &cc, name);
   if (s == DAMA_OK) {
     for (int64_t r = 0; r < c->R; r++) {
-      const int64_t blk = r / COLB, j = r % COLB;
+      const int64_t o = r / Ri, rr = r % Ri, blk = rr / COLB, j = rr % COLB;
       memset(&rows[r], 0, sizeof rows[r]);
       rows[r].n = c->L;
       for (int64_t lc = 0; lc < nl; lc++) {
-        const int64_t at = (blk * nl + lc) * COLB + j;
+        const int64_t at = ((o * nb + blk) * nl + lc) * COLB + j;
         if (c->kind == OPS_KI64) rows[r].i = (int64_t)((uint64_t)rows[r].i + (uint64_t)cc.pi[at]);
         else rows[r].d += cc.pd[at];
       }
@@ -322,16 +327,25 @@ static dama_status reduce_core(const char *name, dama_redop op, const dama_tenso
   }
   dama_tensor *pv = NULL, *ct = NULL;
   DAMA_TRY(dama_permute(&pv, a, perm));
+  /* sum/mean: if memory holds the input as [O, L, Ri] with Ri > 1 (kept-before, reduced, kept-after; or
+   * reduced-first for a transposed input), sum columns in place instead of copying into rows */
   bool cols = false;
+  int64_t O = 1, Ri = 1;
   if ((op == DAMA_RSUM || op == DAMA_RMEAN) && L > 1 && R > 1 && !dama_is_contiguous(pv)) {
-    /* reduced dims outermost in memory? then sum columns in place instead of transposing */
-    int32_t perm2[DAMA_MAX_DIMS] = {0}, k = 0;
-    for (int32_t i = 0; i < a->ndim; i++) if (mask[i]) perm2[k++] = i;
-    for (int32_t i = 0; i < a->ndim; i++) if (!mask[i]) perm2[k++] = i;
-    dama_tensor *pv2 = NULL;
-    if (dama_permute(&pv2, a, perm2) != DAMA_OK) { dama_tensor_release(pv); return DAMA_ERR_INTERNAL; }
-    if (dama_is_contiguous(pv2)) { dama_tensor_release(pv); pv = pv2; cols = true; }
-    else dama_tensor_release(pv2);
+    int32_t first = 0;
+    while (first < a->ndim && !mask[first]) first++;
+    for (int layout = 0; layout < 2 && !cols; layout++) {
+      int32_t p3[DAMA_MAX_DIMS] = {0}, k = 0;
+      int64_t o = 1;
+      if (layout == 0) for (int32_t i = 0; i < first; i++) { p3[k++] = i; o *= a->shape[i]; }
+      for (int32_t i = 0; i < a->ndim; i++) if (mask[i]) p3[k++] = i;
+      for (int32_t i = layout == 0 ? first : 0; i < a->ndim; i++) if (!mask[i]) p3[k++] = i;
+      if (R / o <= 1) continue;
+      dama_tensor *pv3 = NULL;
+      if (dama_permute(&pv3, a, p3) != DAMA_OK) { dama_tensor_release(pv); return DAMA_ERR_INTERNAL; }
+      if (dama_is_contiguous(pv3)) { dama_tensor_release(pv); pv = pv3; cols = true; O = o; Ri = R / o; }
+      else dama_tensor_release(pv3);
+    }
   }
   dama_status s = dama_contiguous(&ct, pv);
   dama_tensor_release(pv);
@@ -346,7 +360,7 @@ static dama_status reduce_core(const char *name, dama_redop op, const dama_tenso
   c->p = p;
   rstate *rows = malloc((size_t)(R > 0 ? R : 1) * sizeof(rstate));
   if (!rows) { dama_tensor_release(ct); return dama_error(DAMA_ERR_OOM, "%s: out of memory", name); }
-  s = cols ? reduce_cols(c, rows, name) : reduce_rows(c, rows, name);
+  s = cols ? reduce_cols(c, O, Ri, rows, name) : reduce_rows(c, rows, name);
   dama_tensor_release(ct);
   if (s != DAMA_OK) { free(rows); return s; }
   *rows_out = rows;

@@ -355,3 +355,29 @@ DAMA_TEST(interrupt_stops_reductions) {
   CHECK(r == NULL && v == NULL && i == NULL);
   dama_tensor_release(a); dama_tensor_release(b);
 }
+
+DAMA_TEST(middle_dim_sums_column_path) {
+  /* mean over tokens of [B, T, C] (kept-before, reduced, kept-after) with several chunks and blocks */
+  int64_t s[3] = {3, 1100, 300}, n = 3 * 1100 * 300;
+  double *v = malloc(sizeof(double) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) v[i] = (double)((i * 31) % 9) - 4;
+  dama_dtype dts[3] = {DAMA_F32, DAMA_I32, DAMA_F64};
+  int32_t d1 = 1;
+  for (int t = 0; t < 3; t++) {
+    dama_tensor *a = mk(dts[t], 3, s, v), *r = NULL, *m = NULL;
+    CHECK_OK(dama_reduce(&r, DAMA_RSUM, a, 1, &d1, 0, 0, 0));
+    CHECK_OK(dama_reduce(&m, DAMA_RMEAN, a, 1, &d1, 1, 0, 0));
+    CHECK(r->ndim == 2 && r->shape[0] == 3 && r->shape[1] == 300 && m->ndim == 3 && m->shape[1] == 1);
+    int bad = 0;
+    for (int64_t b = 0; b < 3; b++)
+      for (int64_t c = 0; c < 300; c++) {
+        double e = 0;
+        for (int64_t k = 0; k < 1100; k++) e += v[(b * 1100 + k) * 300 + c];
+        bad += at(r, b * 300 + c) != e;
+        bad += fabs(at(m, b * 300 + c) - e / 1100) > 1e-6;
+      }
+    CHECK_MSG(bad == 0, "%s: %d mismatches", dama_dtype_name(dts[t]), bad);
+    dama_tensor_release(a); dama_tensor_release(r); dama_tensor_release(m);
+  }
+  free(v);
+}
