@@ -19,7 +19,6 @@
 -- Config keys read: epochs, warmup, blr, min_lr, batch, wd, betas, out, ckpt_every, grid_every,
 -- log_every, resume, max_steps (stop early, for tests and demos), seed.
 local dama = require 'dama'
-local json_ok, cjson = pcall(require, 'cjson')
 
 local T = {}
 
@@ -42,24 +41,8 @@ local function now()
 end
 T.now = now
 
--- JSON for one metrics line (numbers, strings, booleans, flat tables).
-local function to_json(t)
-  if json_ok then return cjson.encode(t) end
-  local parts = {}
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    local v = t[k]
-    local s
-    if type(v) == 'number' then
-      s = (v ~= v or math.abs(v) == math.huge) and 'null' or string.format('%.9g', v)
-    elseif type(v) == 'boolean' then s = tostring(v)
-    else s = string.format('%q', tostring(v)) end
-    parts[#parts + 1] = string.format('%q:%s', k, s)
-  end
-  return '{' .. table.concat(parts, ',') .. '}'
-end
+-- JSON for one metrics line / the saved config (dama.checkpoint's encoder: nested tables, NaN as null).
+local function to_json(t) return dama.checkpoint.json_encode(t) end
 T.to_json = to_json
 
 local function mkdir_p(path)

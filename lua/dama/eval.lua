@@ -1,0 +1,71 @@
+-- dama.eval: evaluation protocols for pretrained encoders.
+--
+--   local feats, labels = dama.eval.features(encoder, loader)          -- frozen features [N, D], labels [N]
+--   local acc = dama.eval.linear_probe(train_f, train_y, test_f, test_y, {epochs = 100})
+--
+-- Features are the mean of the encoder's patch tokens after its final norm (the reference's
+-- fine-tuning pools the same way, spec §6.2), or the cls token (pool = 'cls'). The linear probe
+-- standardises features with the training set's mean and std, then trains one Linear layer with AdamW
+-- and cross-entropy, and reports top-1 accuracy (%) on the test set.
+local dama = require 'dama'
+local F = require 'dama.nn.functional'
+
+local E = {}
+
+-- Frozen features of every batch of a loader (one pass over its current epoch, in order).
+function E.features(encoder, loader, opts)
+  opts = opts or {}
+  local was = encoder.training
+  encoder:eval()
+  local feats, labels = {}, {}
+  dama.no_grad(function()
+    for x, y in loader:epoch() do
+      local latent = encoder:forward_encoder(x, nil)
+      local f
+      if opts.pool == 'cls' then f = latent:select(1, 0)
+      else f = latent:narrow(1, 1, latent:size(1) - 1):mean(1) end
+      feats[#feats + 1] = f:contiguous()
+      labels[#labels + 1] = y
+    end
+  end)
+  if was then encoder:train() end
+  return dama.cat(feats, 0), dama.cat(labels, 0)
+end
+
+function E.accuracy(logits, y)
+  local _, pred = logits:max(1)
+  return pred:eq(y):float():mean():item() * 100
+end
+
+-- Train a linear classifier on train features; returns test top-1 (%), train top-1 and the layer.
+function E.linear_probe(train_f, train_y, test_f, test_y, opts)
+  opts = opts or {}
+  local classes = opts.classes or (math.max(train_y:amax():item(), test_y:amax():item()) + 1)
+  local mu = train_f:mean(0, true)
+  local sd = (train_f:var(0, false, true) + 1e-6):sqrt()
+  local xtr, xte = (train_f - mu) / sd, (test_f - mu) / sd
+  local D = xtr:size(1)
+  dama.manual_seed(opts.seed or 0)
+  local head = dama.nn.Linear(D, classes)
+  local opt = dama.optim.AdamW(head:parameters(), {lr = opts.lr or 1e-3, weight_decay = opts.wd or 1e-4})
+  local N = xtr:size(0)
+  local bs = math.min(opts.batch or 256, N)
+  for epoch = 1, opts.epochs or 100 do
+    local perm = dama.randperm(N)
+    for s = 0, N - bs, bs do
+      local idx = perm:narrow(0, s, bs)
+      opt:zero_grad()
+      local loss = F.cross_entropy(head(xtr:index_select(0, idx)), train_y:index_select(0, idx), 0)
+      loss:backward()
+      opt:step()
+    end
+  end
+  local test_acc, train_acc
+  dama.no_grad(function()
+    test_acc = E.accuracy(head(xte), test_y)
+    train_acc = E.accuracy(head(xtr), train_y)
+  end)
+  return test_acc, train_acc, head
+end
+
+return E

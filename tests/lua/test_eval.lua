@@ -1,0 +1,31 @@
+-- dama.eval: feature extraction and the linear probe.
+local dama = require 'dama'
+
+test('linear probe separates separable features and not random labels', function()
+  dama.manual_seed(5)
+  local function make(n)
+    local y = dama.randint(0, 3, {n})
+    local centers = dama.randn(3, 8) * 3
+    local x = centers:index_select(0, y) + dama.randn(n, 8)
+    return x, y
+  end
+  local xtr, ytr = make(300)
+  local xte, yte = make(200)
+  local acc = dama.eval.linear_probe(xtr, ytr, xte, yte, {epochs = 30, lr = 1e-2})
+  expect(acc > 90, 'separable accuracy ' .. acc)
+  local acc_rand = dama.eval.linear_probe(xtr, dama.randint(0, 3, {300}), xte, dama.randint(0, 3, {200}),
+                                          {epochs = 30, lr = 1e-2})
+  expect(acc_rand < 60, 'random-label accuracy ' .. acc_rand)
+end)
+
+test('features of a ViT encoder over a loader', function()
+  local vit = dama.nn.MAE{img = 32, patch = 8, chans = 7, dim = 32, depth = 1, heads = 2, dec_dim = 32, dec_depth = 1,
+                          dec_heads = 2}
+  local ds = dama.data.synthetic{n = 20, seed = 3, crop = 25}
+  local loader = dama.data.loader(ds, {batch = 8, pipeline = 'resize', out_size = 32, shuffle = false,
+                                       drop_last = false, workers = 0})
+  local f, y = dama.eval.features(vit, loader)
+  expect_eq(f.shape, {20, 32}); expect_eq(y.shape, {20})
+  local f2 = dama.eval.features(vit, loader, {pool = 'cls'})
+  expect_eq(f2.shape, {20, 32})
+end)
