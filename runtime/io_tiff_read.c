@@ -361,6 +361,16 @@ static void conv_run(void *dst, int64_t dst_stride, const uint8_t *src, int64_t 
       for (int64_t i = 0; i < n; i++) { uint16_t v; memcpy(&v, src + 2 * i, 2); d[i] = (float)v / 65535.0f; }
     } else if (dt == DAMA_U8 && src_stride == 1 && dst_stride == 1) {
       for (int64_t i = 0; i < n; i++) d[i] = (float)src[i] / 255.0f;
+    } else if (dt == DAMA_U16) {
+      for (int64_t i = 0; i < n; i++) {
+        uint16_t v;
+        memcpy(&v, src + 2 * i * src_stride, 2);
+        d[i * dst_stride] = (float)v / 65535.0f;
+      }
+    } else if (dt == DAMA_U8) {
+      for (int64_t i = 0; i < n; i++) d[i * dst_stride] = (float)src[i * src_stride] / 255.0f;
+    } else if (dt == DAMA_F32) {
+      for (int64_t i = 0; i < n; i++) memcpy(&d[i * dst_stride], src + 4 * i * src_stride, 4);
     } else {
       for (int64_t i = 0; i < n; i++) d[i * dst_stride] = load_as_f32(src + i * src_stride * es, dt);
     }

@@ -631,3 +631,39 @@ DAMA_TEST(tiff_reads_files_written_by_tifffile) {
   CHECK_MSG(strstr(dama_last_error(), "16-bit signed integer") && strstr(dama_last_error(), "int16.tif"), "%s",
             dama_last_error());
 }
+
+DAMA_TEST(tiff_other_codecs_zstd_lzma_jpeg) {
+  dama_tensor *want = NULL, *t = NULL;
+  CHECK_OK(dama_npy_load(FIXTURE("zstd.expected.npy"), 0, &want));
+  const char *exact[2] = {FIXTURE("zstd.tif"), FIXTURE("lzma.tif")};
+  for (int i = 0; i < 2; i++) {
+    dama_status st = dama_image_read(exact[i], &t);
+    if (st == DAMA_ERR_UNSUPPORTED) { /* a libtiff built without the codec: a clear error is what we want */
+      CHECK(strstr(dama_last_error(), "compression") != NULL);
+      continue;
+    }
+    CHECK_OK(st);
+    CHECK_MSG(same_tensor(t, want), "%s differs", exact[i]);
+    dama_tensor_release(t);
+  }
+  dama_tensor_release(want);
+  /* JPEG in a TIFF, YCbCr 2x2 subsampled: returned as RGB, close to the source */
+  CHECK_OK(dama_npy_load(FIXTURE("gradient.expected.npy"), 0, &want)); /* 12 x 16 x 3, the file is 2x that */
+  dama_status st = dama_image_read(FIXTURE("jpeg_ycbcr.tif"), &t);
+  if (st != DAMA_ERR_UNSUPPORTED) {
+    CHECK_OK(st);
+    CHECK(t->dtype == DAMA_U8 && t->shape[0] == 24 && t->shape[1] == 32 && t->shape[2] == 3);
+    const uint8_t *a = dama_data_ptr(t), *b = dama_data_ptr(want);
+    double err = 0;
+    for (int y = 0; y < 24; y++)
+      for (int x = 0; x < 32; x++)
+        for (int c = 0; c < 3; c++) err += fabs((double)a[(y * 32 + x) * 3 + c] - b[((y / 2) * 16 + x / 2) * 3 + c]);
+    CHECK_MSG(err / (24 * 32 * 3) < 6, "mean JPEG error %g", err / (24 * 32 * 3));
+    dama_tensor *w = NULL;
+    CHECK_OK(dama_tiff_read_window(FIXTURE("jpeg_ycbcr.tif"), 5, 3, 20, 17, 0, NULL, &w));
+    CHECK(window_matches(t, w, 5, 3, 3, NULL));
+    dama_tensor_release(w);
+    dama_tensor_release(t);
+  }
+  dama_tensor_release(want);
+}
