@@ -3,9 +3,9 @@ local dama = require 'dama'
 
 test('linear probe separates separable features and not random labels', function()
   dama.manual_seed(5)
+  local centers = dama.randn(3, 8) * 3
   local function make(n)
     local y = dama.randint(0, 3, {n})
-    local centers = dama.randn(3, 8) * 3
     local x = centers:index_select(0, y) + dama.randn(n, 8)
     return x, y
   end
