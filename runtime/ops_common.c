@@ -330,18 +330,20 @@ dama_status ops_iter_run(const ops_iter *it, ops_run_fn fn, void *ctx, const cha
     tc.outer = N / (it->shape[L] * it->shape[L - 1]);
     return ops_parallel_range(tc.outer * tc.t1 * tc.t0, 16, TILE * TILE, tiled_range, &tc, op);
   }
+  /* One parallel region per op (every extra region costs a join, which is slow when the machine is
+   * oversubscribed); each thread polls for Ctrl-C between OPS_CHUNK-element pieces of its range. */
   const int nt = omp_get_max_threads();
-  const int64_t super = OPS_CHUNK * nt;
-  for (int64_t s = 0; s < N; s += super) {
-    if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
-    const int64_t e = s + super < N ? s + super : N, len = e - s;
-    if (len >= OPS_PAR_MIN && nt > 1) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (int t = 0; t < nt; t++) run_range(it, fn, ctx, s + len * t / nt, s + len * (t + 1) / nt);
-    } else {
-      run_range(it, fn, ctx, s, e);
+  volatile int stop = 0;
+  if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && N >= OPS_PAR_MIN)
+  for (int t = 0; t < nt; t++) {
+    const int64_t b = N * t / nt, e = N * (t + 1) / nt;
+    for (int64_t s = b; s < e && !stop; s += OPS_CHUNK) {
+      if (s > b && dama_interrupt_pending()) { stop = 1; break; }
+      run_range(it, fn, ctx, s, s + OPS_CHUNK < e ? s + OPS_CHUNK : e);
     }
   }
+  if (stop) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
   return DAMA_OK;
 }
 
@@ -351,18 +353,19 @@ dama_status ops_parallel_range(int64_t n, int64_t grain, int64_t work, ops_range
   if (work < 1) work = 1;
   const int nt = omp_get_max_threads();
   const int64_t nchunks = (n + grain - 1) / grain;
-  /* batches of chunks between interrupt polls: about OPS_CHUNK items per thread */
-  int64_t per_batch = OPS_CHUNK / (grain * work) * nt;
-  if (per_batch < nt) per_batch = nt;
-  for (int64_t c0 = 0; c0 < nchunks; c0 += per_batch) {
-    if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
-    const int64_t c1 = c0 + per_batch < nchunks ? c0 + per_batch : nchunks;
-    const int par = nt > 1 && (c1 - c0) > 1 && (c1 - c0) * grain * work >= OPS_PAR_MIN;
+  const int par = nt > 1 && nchunks > 1 && n * work >= OPS_PAR_MIN;
+  /* poll for Ctrl-C about every OPS_CHUNK elements of work */
+  int64_t poll = OPS_CHUNK / (grain * work);
+  if (poll < 1) poll = 1;
+  volatile int stop = 0;
+  if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
 #pragma omp parallel for schedule(static) if (par)
-    for (int64_t c = c0; c < c1; c++) {
-      int64_t b = c * grain, e = b + grain < n ? b + grain : n;
-      fn(ctx, b, e);
-    }
+  for (int64_t c = 0; c < nchunks; c++) {
+    if (stop) continue;
+    if (c % poll == poll - 1 && dama_interrupt_pending()) { stop = 1; continue; }
+    int64_t b = c * grain, e = b + grain < n ? b + grain : n;
+    fn(ctx, b, e);
   }
+  if (stop) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
   return DAMA_OK;
 }
