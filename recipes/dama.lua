@@ -11,7 +11,8 @@ R.defaults = {
   arch = 'vit_base', img = 128, patch = 16, chans = 7,
   batch = 512, epochs = 500, warmup = 40, blr = 1.5e-4, min_lr = 0, wd = 0.05, betas = {0.9, 0.95},
   mask = 0.8,                   -- mask ratio r (K = int(L(1 - r)) visible patches)
-  mask2 = 'adaptive',           -- branch-2 mask: 'adaptive' (Algorithm 1) or 'random'
+  mask2 = 'adaptive',           -- branch-2 mask: 'adaptive' (Algorithm 1), 'random', or a Lua function
+                                -- (x, m1, loss_per_patch1, cfg) -> mask (see recipes/masking_playground.lua)
   overlap = 0.5,                -- overlap ratio ρ
   adaptive_mode = 'per_sample', -- 'per_sample' (the paper's rule) or 'union' (the reference code's bug)
   alpha = 1, beta = 2, K = 6,   -- feature-loss weight α, SmoothL1 β, last K blocks
@@ -55,7 +56,9 @@ function R.step(model, x, cfg, ctx, noise)
   end
 
   local m2                                                           -- branch 2: Algorithm 1
-  if cfg.mask2 == 'adaptive' then
+  if type(cfg.mask2) == 'function' then                              -- a strategy written in Lua
+    m2 = cfg.mask2(x, m1, lpp1, cfg)
+  elseif cfg.mask2 == 'adaptive' then
     m2 = dama.mask.adaptive(m1, lpp1, cfg.mask, cfg.overlap, {mode = cfg.adaptive_mode})
   else
     m2 = dama.mask.random(N, L, cfg.mask)

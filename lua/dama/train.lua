@@ -114,10 +114,13 @@ function T.train(cfg, loader, model, step, opts)
     local f = io.open(metrics_path, 'w'); if f then f:close() end
   end
 
+  -- the config as JSON for the checkpoint (Lua functions, e.g. a custom mask strategy, by name only)
+  local saved_cfg = cfg.table and cfg:table() or {}
+  for k, v in pairs(saved_cfg) do if type(v) == 'function' then saved_cfg[k] = 'lua function' end end
   local function save_checkpoint(reason)
     dama.checkpoint.save{path = ckpt_path, model = model, optimizer = opt, step = global_step,
                          epoch = loader:cursor().epoch, rng = dama.rng_state(), cursor = loader:cursor(),
-                         extra = {reason = reason, config = to_json(cfg.table and cfg:table() or {})}}
+                         extra = {reason = reason, config = to_json(saved_cfg)}}
   end
 
   local names = nil
