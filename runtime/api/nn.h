@@ -72,7 +72,8 @@ dama_status dama_drop_path_backward(float *dinp, const float *dout, const float 
 
 /* ---- fused multi-head self-attention (timm layout) ---- */
 /* qkv[B,T,3*C] viewed as [B,T,3,NH,hd] with hd = C/NH; out[B,T,C] = heads concatenated ([B,T,NH,hd]);
- * att[B,NH,T,T] = softmax(q k^T * scale) saved for backward. scale <= 0 means hd^-0.5. T <= 8192. */
+ * att[B,NH,T,T] = softmax(q k^T * scale) saved for backward. scale <= 0 means hd^-0.5.
+ * T <= 8192 and hd <= 2048 (DAMA_ERR_UNSUPPORTED beyond); uses 128 KiB of stack per thread. */
 dama_status dama_attention_forward(float *out, float *att, const float *qkv, int64_t B, int64_t T, int64_t C,
                                    int64_t NH, float scale);
 /* dqkv[B,T,3*C] += gradient for q, k and v, from dout[B,T,C], the forward's qkv and att. */
