@@ -619,3 +619,49 @@ dama_status dama_count_nonfinite(const dama_tensor *a, int64_t *count) {
   free(partial);
   return s;
 }
+
+/* ---- a fast strided copy with dtype conversion (offered to tensor.c's dama_copy_/clone/contiguous) ---- */
+
+static void copy_same_run(void *vctx, char *const *ptrs, const int64_t *strides, int64_t n) {
+  const int sz = *(const int *)vctx;
+  const int64_t sd = strides[0], ss = strides[1];
+  if (sd == 1 && ss == 1) { memcpy(ptrs[0], ptrs[1], (size_t)(n * sz)); return; }
+#define COPY_LOOP(T)                                                        \
+  do { T *d_ = (T *)(void *)ptrs[0]; const T *s_ = (const T *)(const void *)ptrs[1]; \
+    for (int64_t i = 0; i < n; i++) d_[i * sd] = s_[i * ss]; } while (0)
+  switch (sz) {
+    case 1: COPY_LOOP(uint8_t); break;
+    case 2: COPY_LOOP(uint16_t); break;
+    case 4: COPY_LOOP(uint32_t); break;
+    default: COPY_LOOP(uint64_t); break;
+  }
+#undef COPY_LOOP
+}
+
+static void apply_identity(const ew_ctx *c, int64_t n, const void *const *in, const int *flag, void *out) {
+  const int ks = ops_kind_size(c->kind);
+  if (flag[0]) { memcpy(out, in[0], (size_t)(n * ks)); return; }
+  for (int64_t i = 0; i < n; i++) memcpy((char *)out + i * ks, in[0], (size_t)ks);
+}
+
+dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src) {
+  DAMA_TRY(ops_check("copy", "dst", dst));
+  DAMA_TRY(ops_check("copy", "src", src));
+  DAMA_TRY(check_into("copy", dst, src, "source"));
+  const dama_dtype dt = (dama_dtype)dst->dtype, st = (dama_dtype)src->dtype;
+  const dama_tensor *ts[2] = {dst, src};
+  ops_iter it;
+  ops_iter_init(&it, dst->ndim, dst->shape, 2, ts, 1);
+  if (dt == st) {
+    int sz = dama_dtype_size(dt);
+    return ops_iter_run(&it, copy_same_run, &sz, "copy");
+  }
+  ew_ctx c;
+  memset(&c, 0, sizeof c);
+  const bool fi = !dama_dtype_is_float(dt) && !dama_dtype_is_float(st);
+  const bool narrow_floats = ops_kind_of(dt) == OPS_KF32 && ops_kind_of(st) == OPS_KF32;
+  c.kind = fi ? OPS_KI64 : narrow_floats ? OPS_KF32 : OPS_KF64;
+  c.in_kind[1] = c.kind;
+  c.apply = apply_identity;
+  return ew_launch(&c, dst, 1, &src, "copy");
+}

@@ -93,4 +93,9 @@ dama_status ops_iter_run(const ops_iter *it, ops_run_fn fn, void *ctx, const cha
 typedef void (*ops_range_fn)(void *ctx, int64_t begin, int64_t end);
 dama_status ops_parallel_range(int64_t n, int64_t grain, int64_t work, ops_range_fn fn, void *ctx, const char *op);
 
+/* dst[...] = src converted to dst's dtype, src broadcast to dst's shape, any strides on both sides,
+ * parallel and tiled like the element-wise ops (defined in ops_elementwise.c). Floats to ints truncate
+ * toward zero (NaN -> 0, saturating), ints wrap like a C cast. dst and src must not overlap in memory. */
+dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src);
+
 #endif

@@ -2,6 +2,7 @@
  * non-contiguous inputs, in-place variants and every class of bad input. */
 #include "test_ops_util.h"
 #include "dama_internal.h"
+#include "ops_internal.h"
 
 static const int64_t S23[2] = {2, 3}, S3[1] = {3}, S2[1] = {2};
 
@@ -594,4 +595,41 @@ DAMA_TEST(f16_conversions_match_the_scalar_helpers) {
   CHECK_MSG(bad == 0, "%d floats narrow differently", bad);
   free(bits); free(v);
   dama_tensor_release(h); dama_tensor_release(z); dama_tensor_release(w); dama_tensor_release(f); dama_tensor_release(o);
+}
+
+DAMA_TEST(copy_kernel_matches_copy_for_all_dtype_pairs) {
+  /* dama_copy_kernel (ops_internal.h) against the reference dama_copy_: every dtype pair, a transposed
+   * source, an expanded source and a strided destination */
+  const int64_t S45[2] = {4, 5}, S54[2] = {5, 4}, S15[2] = {1, 5};
+  double v[20];
+  for (int i = 0; i < 20; i++) v[i] = (double)(i * 7 % 23) - 6.5 + (i % 3) * 0.25; /* negatives, fractions */
+  for (int s = 0; s < 8; s++)
+    for (int d = 0; d < 8; d++) {
+      dama_tensor *src = mk(ALL_DTYPES[s], 2, S54, v), *srct = NULL, *rowe = NULL;
+      dama_tensor *d1 = NULL, *d2 = NULL, *big = NULL, *dv = NULL;
+      CHECK_OK(dama_transpose(&srct, src, 0, 1)); /* [4, 5] */
+      CHECK_OK(dama_zeros(&d1, 2, S45, ALL_DTYPES[d], (dama_device){DAMA_CPU, 0}));
+      const int64_t S810[2] = {8, 10};
+      CHECK_OK(dama_zeros(&big, 2, S810, ALL_DTYPES[d], (dama_device){DAMA_CPU, 0}));
+      CHECK_OK(dama_slice(&dv, big, 0, 0, 8, 2)); /* [4, 10] rows 0,2,4,6 */
+      dama_tensor *dv2 = NULL;
+      CHECK_OK(dama_slice(&dv2, dv, 1, 1, 10, 2)); /* [4, 5] columns 1,3,5,7,9: strides (20, 2) */
+      CHECK_OK(dama_copy_(d1, srct));
+      CHECK_OK(dama_copy_kernel(dv2, srct));
+      CHECK_OK(dama_clone(&d2, dv2));
+      for (int i = 0; i < 20; i++)
+        CHECK_MSG(at(d1, i) == at(d2, i) || (isnan(at(d1, i)) && isnan(at(d2, i))), "%s -> %s element %d: %g vs %g",
+                  dama_dtype_name(ALL_DTYPES[s]), dama_dtype_name(ALL_DTYPES[d]), i, at(d1, i), at(d2, i));
+      /* expanded source row */
+      dama_tensor *r5 = mk(ALL_DTYPES[s], 2, S15, v);
+      CHECK_OK(dama_expand(&rowe, r5, 2, S45));
+      CHECK_OK(dama_copy_kernel(d1, rowe));
+      for (int i = 0; i < 20; i++) CHECK(at(d1, i) == at(d1, i % 5));
+      dama_tensor *objs[] = {src, srct, rowe, d1, d2, big, dv, dv2, r5};
+      for (size_t k = 0; k < sizeof objs / sizeof objs[0]; k++) dama_tensor_release(objs[k]);
+    }
+  dama_tensor *a = mk(DAMA_F32, 2, S45, v), *b = mk(DAMA_F32, 2, S54, v);
+  CHECK_STATUS(dama_copy_kernel(a, b), DAMA_ERR_SHAPE);
+  CHECK_ERRMSG("copy: source of shape [5, 4] cannot be broadcast to the in-place shape [4, 5]");
+  dama_tensor_release(a); dama_tensor_release(b);
 }
