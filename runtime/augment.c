@@ -80,6 +80,23 @@ static inline __attribute__((always_inline)) float round_to(float v, int dt) {
 }
 static inline float scale_of(int dt) { return dt == DAMA_U16 ? 65535.0f : (dt == DAMA_U8 ? 255.0f : 1.0f); }
 
+/* GCC vector extensions: one pixel's (up to 8) uint16 channels as one 8-lane float vector. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint16_t v8u16 __attribute__((vector_size(16)));
+
+/* One pixel's c channels as lanes 0..c-1. A 16-byte load (one instruction) where it cannot run past the
+ * end of the image; the extra lanes are never stored. */
+static inline __attribute__((always_inline)) v8f load_px(const uint16_t *p, int c, const uint16_t *end) {
+  v8u16 t;
+  if (p + 8 <= end) memcpy(&t, p, sizeof t);
+  else {
+    uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(tmp, p, sizeof(uint16_t) * (size_t)c);
+    memcpy(&t, tmp, sizeof t);
+  }
+  return __builtin_convertvector(t, v8f);
+}
+
 /* ---- separable resampling tables (cv2 resize semantics, ksize 2) ---- */
 typedef struct axis_tab { int32_t *i0, *i1; float *a0, *a1; } axis_tab;
 
@@ -184,6 +201,28 @@ static dama_status resize_window(const char *op, float *out, float *out_raw, con
   axis_tab ty = {(int32_t *)my, (int32_t *)my + oh, (float *)my + 2 * oh, (float *)my + 3 * oh};
   make_axis(&tx, ww, ow, m);
   make_axis(&ty, wh, oh, m);
+  int vec = dt == DAMA_U16 && !out_raw && nch == c && c <= 8;
+  for (int32_t k = 0; k < nch && vec; k++) vec = ch[k] == k;
+  if (vec) {
+    const uint16_t *b16 = (const uint16_t *)base;
+    const uint16_t *end = (const uint16_t *)src->data + (int64_t)(src->h - 1) * rs + (int64_t)src->w * c;
+    const float magic = 12582912.0f; /* adding and subtracting 1.5 * 2^23 rounds to nearest, ties to even */
+    for (int32_t y = 0; y < oh; y++) {
+      const int64_t r0 = (int64_t)ty.i0[y] * rs, r1 = (int64_t)ty.i1[y] * rs;
+      const float b0 = ty.a0[y], b1 = ty.a1[y];
+      for (int32_t x = 0; x < ow; x++) {
+        const int64_t c0 = (int64_t)tx.i0[x] * c, c1 = (int64_t)tx.i1[x] * c;
+        const float a0 = tx.a0[x], a1 = tx.a1[x];
+        v8f h0 = load_px(b16 + r0 + c0, c, end) * a0 + load_px(b16 + r0 + c1, c, end) * a1;
+        v8f h1 = load_px(b16 + r1 + c0, c, end) * a0 + load_px(b16 + r1 + c1, c, end) * a1;
+        v8f v = h0 * b0 + h1 * b1;
+        v = ((v + magic) - magic) / 65535.0f;
+        const int32_t xo = hflip ? ow - 1 - x : x;
+        for (int k = 0; k < c; k++) out[k * plane + (int64_t)y * ow + xo] = v[k];
+      }
+    }
+    return DAMA_OK;
+  }
 #define RESIZE_LOOP(DT)                                                                                 \
   for (int32_t y = 0; y < oh; y++) {                                                                    \
     const int64_t r0 = (int64_t)ty.i0[y] * rs, r1 = (int64_t)ty.i1[y] * rs;                             \
@@ -300,6 +339,55 @@ static inline __attribute__((always_inline)) void train_pass(float *out, const v
   }
 }
 
+/* The training pass for the common case of uint16 sources of up to 8 channels, all of them in order: one
+ * pixel's channels are one 8-lane vector, with the same float operations in the same order as the scalar
+ * pass, so the results are bit-identical. */
+static inline __attribute__((always_inline)) void train_pass_u16v(float *out, const uint16_t *base, const int64_t *rowoff,
+                                                                  const int64_t *coloff, int c, int32_t S, const double *M,
+                                                                  const int32_t *adelta, const int32_t *bdelta,
+                                                                  const dama_aug_params *p, const uint16_t *end) {
+  const int64_t plane = (int64_t)S * S;
+  const v8f zero = {0, 0, 0, 0, 0, 0, 0, 0};
+  const float magic = 12582912.0f; /* 1.5 * 2^23: adding and subtracting it rounds to nearest, ties to even */
+  v8f row[512]; /* one output row, pixel-major; written out plane by plane (S <= 512 here) */
+  for (int32_t y = 0; y < S; y++) {
+    int32_t yr = (p->vflip ? S - 1 - y : y) - p->shift_y;
+    float *orow = out + (int64_t)y * S;
+    if (yr < 0 || yr >= S) {
+      for (int k = 0; k < c; k++) memset(orow + k * plane, 0, sizeof(float) * (size_t)S);
+      continue;
+    }
+    const int32_t X0 = (int32_t)lrint((M[1] * yr + M[2]) * 1024) + 16;
+    const int32_t Y0 = (int32_t)lrint((M[4] * yr + M[5]) * 1024) + 16;
+    for (int32_t x = 0; x < S; x++) {
+      int32_t xr = (p->hflip ? S - 1 - x : x) - p->shift_x;
+      v8f v;
+      if (xr < 0 || xr >= S) v = zero;
+      else {
+        int32_t X = (X0 + adelta[xr]) >> 5, Y = (Y0 + bdelta[xr]) >> 5;
+        int32_t x0 = X >> 5, y0 = Y >> 5;
+        const float *w = g_wtab[(Y & 31) * 32 + (X & 31)];
+        if (x0 >= S || x0 + 1 < 0 || y0 >= S || y0 + 1 < 0) v = zero;
+        else {
+          int ix0 = x0 >= 0, ix1 = x0 + 1 < S, iy0 = y0 >= 0, iy1 = y0 + 1 < S;
+          v8f a = iy0 && ix0 ? load_px(base + rowoff[y0] + coloff[x0], c, end) : zero;
+          v8f b = iy0 && ix1 ? load_px(base + rowoff[y0] + coloff[x0 + 1], c, end) : zero;
+          v8f d = iy1 && ix0 ? load_px(base + rowoff[y0 + 1] + coloff[x0], c, end) : zero;
+          v8f e = iy1 && ix1 ? load_px(base + rowoff[y0 + 1] + coloff[x0 + 1], c, end) : zero;
+          v = a * w[0] + b * w[1] + d * w[2] + e * w[3];
+          v = (v + magic) - magic;
+          v = v / 65535.0f;
+        }
+      }
+      row[x] = v;
+    }
+    for (int k = 0; k < c; k++) {
+      float *o = orow + k * plane;
+      for (int32_t x = 0; x < S; x++) o[x] = row[x][k];
+    }
+  }
+}
+
 dama_status dama_aug_train_apply(float *out, const dama_hwc *src, const int32_t *channels, int32_t n_channels,
                                  const dama_aug_params *p) {
   int32_t ch[MAX_CH], nch = 0;
@@ -371,7 +459,15 @@ dama_status dama_aug_train_apply(float *out, const dama_hwc *src, const int32_t 
     }
     return DAMA_OK;
   }
-  if (dt == DAMA_U16) train_pass(out, base, rowoff, coloff, chp, nch, S, M, adelta, bdelta, p, DAMA_U16);
+  int all_in_order = nch == src->c && nch <= 8;
+  for (int32_t k = 0; k < nch && all_in_order; k++) all_in_order = chp[k] == k;
+  const uint16_t *end = (const uint16_t *)src->data + (int64_t)(src->h - 1) * row_stride_of(src) + (int64_t)src->w * src->c;
+  if (S > 512) all_in_order = 0; /* the vector pass buffers one row of at most 512 pixels */
+  if (dt == DAMA_U16 && all_in_order && nch == 7)
+    train_pass_u16v(out, base, rowoff, coloff, 7, S, M, adelta, bdelta, p, end);
+  else if (dt == DAMA_U16 && all_in_order)
+    train_pass_u16v(out, base, rowoff, coloff, nch, S, M, adelta, bdelta, p, end);
+  else if (dt == DAMA_U16) train_pass(out, base, rowoff, coloff, chp, nch, S, M, adelta, bdelta, p, DAMA_U16);
   else if (dt == DAMA_U8) train_pass(out, base, rowoff, coloff, chp, nch, S, M, adelta, bdelta, p, DAMA_U8);
   else train_pass(out, base, rowoff, coloff, chp, nch, S, M, adelta, bdelta, p, DAMA_F32);
   return DAMA_OK;
