@@ -872,16 +872,14 @@ end
 local Progress = {}
 Progress.__index = Progress
 
--- Monotonic wall clock in seconds (struct timespec of 64-bit Linux).
-local clock_ok = pcall(ffi.cdef, [[struct dama_data_timespec { int64_t s; int64_t ns; };
-  int clock_gettime(int clk, struct dama_data_timespec *ts);]])
-local tsbuf = clock_ok and ffi.new('struct dama_data_timespec') or nil
+-- Monotonic wall clock in seconds: the same declaration as dama.train's (whichever runs first wins).
 local function wall()
-  if clock_ok then
-    ffi.C.clock_gettime(1, tsbuf)
-    return tonumber(tsbuf.s) + tonumber(tsbuf.ns) * 1e-9
+  if not D._tv then
+    pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } dama_timespec; int clock_gettime(int, dama_timespec *);')
+    D._tv = ffi.new('dama_timespec')
   end
-  return os.clock()
+  ffi.C.clock_gettime(1, D._tv)
+  return tonumber(D._tv.tv_sec) + tonumber(D._tv.tv_nsec) * 1e-9
 end
 D.wall_time = wall
 
