@@ -141,9 +141,15 @@ static int bench(const char *dir, int reps) {
     TRY(dama_loader_create(&c, &L));
     float *imgs = malloc(sizeof(float) * 64 * 7 * 128 * 128);
     int64_t labs[64], got, total = 0;
+    const float *bi;
+    const int64_t *bl;
     double t0 = now();
+    for (;;) { TRY(dama_loader_next_borrow(L, &bi, &bl, &got)); if (!got) break; total += got; }
+    report("dama_loader_npy_train_0_workers_borrow", (int)total, now() - t0);
+    total = 0;
+    t0 = now();
     for (;;) { TRY(dama_loader_next(L, imgs, labs, &got)); if (!got) break; total += got; }
-    report("dama_loader_npy_train_0_workers", (int)total, now() - t0);
+    report("dama_loader_npy_train_0_workers_copy", (int)total, now() - t0);
     dama_loader_destroy(L);
     /* the same with 2 workers (uses 2 cores: not a per-core number) */
     c.workers = 2; c.prefetch = 4;

@@ -103,8 +103,8 @@ DAMA_TEST(synthetic_slide_detection) {
   dama_hwc t = {img, DAMA_U16, H, W, 7, 0};
   dama_cellfind_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.sigma = 1;
-  cfg.erode = 1;
+  cfg.sigma = 1.5f;
+  cfg.erode = 0; /* erosion removes the thin endothelial and microglial nuclei */
   dama_cell *cells = malloc(sizeof(dama_cell) * 1000);
   CHECK_OK(dama_find_cells(&t, &cfg, NULL, cells, 1000, &n));
   /* how many true nuclei have a detection within 5 px */
@@ -114,7 +114,7 @@ DAMA_TEST(synthetic_slide_detection) {
       if (hypot(truth[i].y - cells[j].y, truth[i].x - cells[j].x) < 5) { hit++; break; }
   fprintf(stderr, "  synthetic slide: %lld cells, %lld detections, %d cells matched within 5 px\n", (long long)nt,
           (long long)n, hit);
-  CHECK(hit >= 0.8 * nt && n <= 1.3 * nt);
+  CHECK(hit >= 0.85 * nt && n <= 1.15 * nt);
   free(cells); free(img);
 }
 
@@ -136,9 +136,42 @@ DAMA_TEST(stardist_nuclei_count) {
   cfg.erode = 1;
   cfg.peak_radius = 5;
   int64_t n = 0;
-  CHECK_OK(dama_find_cells(&t, &cfg, NULL, NULL, 0, &n));
-  fprintf(stderr, "  stardist_img2d (%dx%d %s): %lld detections vs 125 annotated nuclei\n", t.h, t.w,
-          dama_dtype_name((dama_dtype)t.dtype), (long long)n);
+  dama_cell *cells = malloc(sizeof(dama_cell) * 1000);
+  CHECK_OK(dama_find_cells(&t, &cfg, NULL, cells, 1000, &n));
+  /* match against the annotated instances' centroids */
+  int matched = -1, n_true = 0;
+  char mpath[1024];
+  snprintf(mpath, sizeof mpath, "%s", img_path);
+  char *dot = strstr(mpath, "stardist_img2d.tif");
+  if (dot) snprintf(dot, sizeof mpath - (size_t)(dot - mpath), "stardist_mask2d.tif");
+  dama_tensor *mk = NULL;
+  if (dot && access(mpath, R_OK) == 0 && dama_image_read(mpath, &mk) == DAMA_OK && mk->shape[0] == t.h && mk->shape[1] == t.w) {
+    int64_t N = (int64_t)t.h * t.w;
+    int32_t *lab = malloc(sizeof(int32_t) * (size_t)N), maxl = 0;
+    for (int64_t i = 0; i < N; i++) {
+      int64_t idx[3] = {i / t.w, i % t.w, 0};
+      double v = 0;
+      dama_get(mk, idx, &v);
+      lab[i] = (int32_t)v;
+      if (lab[i] > maxl) maxl = lab[i];
+    }
+    int64_t *areas = malloc(sizeof(int64_t) * (size_t)(maxl + 1));
+    double *cen = malloc(sizeof(double) * 2 * (size_t)(maxl + 1));
+    CHECK_OK(dama_region_props(lab, t.h, t.w, maxl, areas, cen));
+    matched = 0;
+    for (int32_t l = 0; l < maxl; l++) {
+      if (!areas[l]) continue;
+      n_true++;
+      for (int64_t j = 0; j < n && j < 1000; j++)
+        if (hypot(cen[2 * l] - cells[j].y, cen[2 * l + 1] - cells[j].x) < 5) { matched++; break; }
+    }
+    free(lab); free(areas); free(cen);
+  }
+  dama_tensor_release(mk);
+  fprintf(stderr, "  stardist_img2d (%dx%d %s): %lld detections vs 125 annotated nuclei; %d of %d annotated nuclei have a detection within 5 px\n",
+          t.h, t.w, dama_dtype_name((dama_dtype)t.dtype), (long long)n, matched, n_true);
   CHECK(n >= 100 && n <= 150);
+  CHECK(matched < 0 || matched >= 95);
+  free(cells);
   dama_tensor_release(im);
 }
