@@ -64,7 +64,10 @@ typedef struct tfile {
   int n_pages, bigtiff, tiled;
   int64_t tile_w, tile_h;
   uint16_t spp, bps, sfmt;
-  tdir_t *pages;          /* DAMA_TIFF_PAGES: directory of each channel */
+  tdir_t *pages;          /* DAMA_TIFF_PAGES: directory of each channel; ROW_PAGES: of each row */
+  int64_t page_w, page_h; /* size of page 0 */
+  int unverified;         /* pages assumed to be all directories, checked while reading */
+  int fallback;           /* that assumption failed: read again with a full page scan */
 } tfile;
 
 static int tf_on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
@@ -230,7 +233,9 @@ static dama_status tf_check_dir(tfile *f, uint32_t *w, uint32_t *h, uint16_t *sp
   return DAMA_OK;
 }
 
-static dama_status tf_layout(tfile *f) {
+/* verify_pages = 0 (whole-image reads): assume every directory is a channel page and check each while
+ * reading it (tf_goto_page), instead of parsing every directory twice. */
+static dama_status tf_layout(tfile *f, int verify_pages) {
   TIFF *tif = f->tif;
   uint32_t w, h;
   uint16_t spp, bps, sfmt, planar = PLANARCONFIG_CONTIG;
@@ -239,6 +244,8 @@ static dama_status tf_layout(tfile *f) {
   TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
   f->width = w;
   f->height = h;
+  f->page_w = w;
+  f->page_h = h;
   f->spp = spp;
   f->bps = bps;
   f->sfmt = sfmt;
@@ -287,7 +294,11 @@ static dama_status tf_layout(tfile *f) {
     if (!f->pages) return tf_fail(f, DAMA_ERR_OOM, "cannot allocate the page list");
     int nch = 0;
     f->pages[nch++] = 0;
-    for (int d = 1; d < f->n_pages; d++) {
+    if (!verify_pages) {
+      for (int d = 1; d < f->n_pages; d++) f->pages[nch++] = (tdir_t)d;
+      f->unverified = 1;
+    }
+    for (int d = nch; d < f->n_pages; d++) {
       if (!TIFFSetDirectory(tif, (tdir_t)d)) break;
       uint32_t sub = 0, w2 = 0, h2 = 0;
       uint16_t spp2 = 1, bps2 = 1, sfmt2 = 1;
@@ -301,7 +312,8 @@ static dama_status tf_layout(tfile *f) {
       if (w2 != w || h2 != h || spp2 != 1 || bps2 != bps || sfmt2 != sfmt) break;
       f->pages[nch++] = (tdir_t)d;
     }
-    if (!TIFFSetDirectory(tif, 0)) return tf_fail(f, DAMA_ERR_FORMAT, "cannot return to page 0");
+    if (TIFFCurrentDirectory(tif) != 0 && !TIFFSetDirectory(tif, 0))
+      return tf_fail(f, DAMA_ERR_FORMAT, "cannot return to page 0");
     if (nch > 1) {
       f->layout = DAMA_TIFF_PAGES;
       f->channels = nch;
@@ -504,6 +516,30 @@ static dama_status tf_read_dir_region(tfile *f, int64_t x0, int64_t y0, int64_t 
   return st;
 }
 
+/* Make directory d current; in unverified mode check that it is a page like page 0. */
+static dama_status tf_goto_page(tfile *f, tdir_t d) {
+  if (TIFFCurrentDirectory(f->tif) != d && !TIFFSetDirectory(f->tif, d)) {
+    if (f->unverified) f->fallback = 1;
+    return tf_fail(f, DAMA_ERR_FORMAT, "cannot read page %u", (unsigned)d);
+  }
+  if (f->unverified && d != 0) {
+    uint32_t sub = 0, w2 = 0, h2 = 0;
+    uint16_t spp2 = 1, bps2 = 1, sfmt2 = 1;
+    TIFFGetFieldDefaulted(f->tif, TIFFTAG_SUBFILETYPE, &sub);
+    TIFFGetField(f->tif, TIFFTAG_IMAGEWIDTH, &w2);
+    TIFFGetField(f->tif, TIFFTAG_IMAGELENGTH, &h2);
+    TIFFGetFieldDefaulted(f->tif, TIFFTAG_SAMPLESPERPIXEL, &spp2);
+    TIFFGetFieldDefaulted(f->tif, TIFFTAG_BITSPERSAMPLE, &bps2);
+    TIFFGetFieldDefaulted(f->tif, TIFFTAG_SAMPLEFORMAT, &sfmt2);
+    if ((sub & FILETYPE_REDUCEDIMAGE) || w2 != f->page_w || h2 != f->page_h || spp2 != 1 || bps2 != f->bps ||
+        sfmt2 != f->sfmt) {
+      f->fallback = 1;
+      return tf_fail(f, DAMA_ERR_FORMAT, "page %u is not a channel page", (unsigned)d);
+    }
+  }
+  return DAMA_OK;
+}
+
 /* Window of the whole image's channels chan[0..n) into dst (h x w x n). */
 static dama_status tf_read_region(tfile *f, int64_t x0, int64_t y0, int64_t w, int64_t h, int n, const int32_t *chan,
                                   void *dst, int out_f32) {
@@ -517,10 +553,8 @@ static dama_status tf_read_region(tfile *f, int64_t x0, int64_t y0, int64_t w, i
     if (!identity && !tmp) return tf_fail(f, DAMA_ERR_OOM, "cannot allocate a row buffer");
     dama_status st = DAMA_OK;
     for (int64_t r = y0; r < y0 + h && st == DAMA_OK; r++) {
-      if (TIFFCurrentDirectory(f->tif) != f->pages[r] && !TIFFSetDirectory(f->tif, f->pages[r])) {
-        st = tf_fail(f, DAMA_ERR_FORMAT, "cannot read page %u", (unsigned)f->pages[r]);
-        break;
-      }
+      st = tf_goto_page(f, f->pages[r]);
+      if (st != DAMA_OK) break;
       uint8_t *drow = (uint8_t *)dst + (r - y0) * w * n * oes;
       int32_t zero = 0;
       st = tf_read_dir_region(f, 0, x0, C, w, 1, &zero, identity ? drow : tmp, 1, 0, out_f32);
@@ -533,8 +567,7 @@ static dama_status tf_read_region(tfile *f, int64_t x0, int64_t y0, int64_t w, i
   }
   if (f->layout == DAMA_TIFF_PAGES) {
     for (int k = 0; k < n; k++) {
-      if (TIFFCurrentDirectory(f->tif) != f->pages[chan[k]] && !TIFFSetDirectory(f->tif, f->pages[chan[k]]))
-        return tf_fail(f, DAMA_ERR_FORMAT, "cannot read page %u", (unsigned)f->pages[chan[k]]);
+      DAMA_TRY(tf_goto_page(f, f->pages[chan[k]]));
       int32_t zero = 0;
       DAMA_TRY(tf_read_dir_region(f, x0, y0, w, h, 1, &zero, dst, n, k, out_f32));
     }
@@ -582,20 +615,24 @@ dama_status dama_io_tiff_info_mem(const char *op, const char *path, const uint8_
                                   dama_image_info *info) {
   tfile f;
   dama_status st = tf_open_mem(&f, op, path, data, size);
-  if (st == DAMA_OK) st = tf_layout(&f);
+  if (st == DAMA_OK) st = tf_layout(&f, 1);
   if (st == DAMA_OK) tf_fill_info(&f, info);
   tf_close(&f);
   return st;
 }
 
-/* out_f32 = 0: new tensor of the file's dtype in *out. out_f32 = 1 and dst: scaled floats into dst,
- * whose h x w x c must match exactly. out_f32 = 1 and !dst: new f32 tensor (ec > 0 checks channels). */
-dama_status dama_io_tiff_read_mem(const char *op, const char *path, const uint8_t *data, int64_t size,
-                                  int out_f32, int64_t eh, int64_t ew, int64_t ec, float *dst, dama_tensor **out) {
+/* One attempt of dama_io_tiff_read_mem; *again is set when the optimistic page layout was wrong. */
+static dama_status read_mem_once(const char *op, const char *path, const uint8_t *data, int64_t size, int out_f32,
+                                 int64_t eh, int64_t ew, int64_t ec, float *dst, dama_tensor **out, int verify,
+                                 int *again) {
   tfile f;
   dama_tensor *t = NULL;
   dama_status st = tf_open_mem(&f, op, path, data, size);
-  if (st == DAMA_OK) st = tf_layout(&f);
+  if (st == DAMA_OK) st = tf_layout(&f, verify);
+  if (st == DAMA_OK && f.unverified && ec > 0 && f.channels != ec) {
+    f.fallback = 1; /* count the channel pages properly before reporting a mismatch */
+    st = DAMA_ERR_FORMAT;
+  }
   if (st == DAMA_OK && out_f32 && f.dtype == DAMA_I32)
     st = tf_fail(&f, DAMA_ERR_DTYPE, "32-bit signed integer samples have no defined scaling to float "
                                      "(expected uint8, uint16 or float)");
@@ -610,6 +647,7 @@ dama_status dama_io_tiff_read_mem(const char *op, const char *path, const uint8_
     if (st == DAMA_OK) dst = dama_data_ptr(t);
   }
   if (st == DAMA_OK) st = tf_read_full(&f, dst, out_f32);
+  *again = st != DAMA_OK && f.fallback;
   tf_close(&f);
   if (st != DAMA_OK) {
     dama_tensor_release(t);
@@ -617,6 +655,18 @@ dama_status dama_io_tiff_read_mem(const char *op, const char *path, const uint8_
   }
   if (out) *out = t;
   return DAMA_OK;
+}
+
+/* out_f32 = 0: new tensor of the file's dtype in *out. out_f32 = 1 and dst: scaled floats into dst,
+ * whose h x w x c must match exactly. out_f32 = 1 and !dst: new f32 tensor (ec > 0 checks channels).
+ * Multi-page files are first read assuming every page is a channel (one pass over the directories);
+ * if a page turns out not to be one, the file is read again after a full page scan. */
+dama_status dama_io_tiff_read_mem(const char *op, const char *path, const uint8_t *data, int64_t size,
+                                  int out_f32, int64_t eh, int64_t ew, int64_t ec, float *dst, dama_tensor **out) {
+  int again = 0;
+  dama_status st = read_mem_once(op, path, data, size, out_f32, eh, ew, ec, dst, out, 0, &again);
+  if (st != DAMA_OK && again) st = read_mem_once(op, path, data, size, out_f32, eh, ew, ec, dst, out, 1, &again);
+  return st;
 }
 
 /* ---- public: windows ---- */
@@ -628,7 +678,7 @@ dama_status dama_tiff_read_window(const char *path, int64_t x, int64_t y, int64_
   *out = NULL;
   tfile f;
   dama_status st = tf_open_path(&f, op, path);
-  if (st == DAMA_OK) st = tf_layout(&f);
+  if (st == DAMA_OK) st = tf_layout(&f, 1);
   if (st != DAMA_OK) {
     tf_close(&f);
     return st;

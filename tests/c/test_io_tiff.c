@@ -667,3 +667,29 @@ DAMA_TEST(tiff_other_codecs_zstd_lzma_jpeg) {
   }
   dama_tensor_release(want);
 }
+
+DAMA_TEST(tiff_pages_that_are_not_channels_are_skipped) {
+  dama_tensor *want = NULL;
+  CHECK_OK(dama_npy_load(FIXTURE("pages_3ch.expected.npy"), 0, &want));
+  const char *files[2] = {FIXTURE("pages_then_thumbnail.tif"), FIXTURE("pages_with_reduced.tif")};
+  for (int i = 0; i < 2; i++) {
+    dama_image_info info;
+    CHECK_OK(dama_image_info_read(files[i], &info));
+    CHECK_MSG(info.channels == 3 && info.n_pages == 4 && info.planar == DAMA_TIFF_PAGES, "%s: %lld channels",
+              files[i], (long long)info.channels);
+    dama_tensor *t = NULL, *w = NULL;
+    CHECK_OK(dama_image_read(files[i], &t)); /* the optimistic one-pass read falls back to a page scan */
+    CHECK(same_tensor(t, want));
+    dama_tensor_release(t);
+    float f[20 * 24 * 4];
+    CHECK_OK(dama_image_read_f32(files[i], f, 20, 24, 3));
+    CHECK(f[7] == (float)((uint16_t *)dama_data_ptr(want))[7] / 65535.0f);
+    CHECK_STATUS(dama_image_read_f32(files[i], f, 20, 24, 4), DAMA_ERR_SHAPE);
+    CHECK_MSG(strstr(dama_last_error(), "expected 4 channels, got 3") != NULL, "%s", dama_last_error());
+    int32_t sel[2] = {2, 1};
+    CHECK_OK(dama_tiff_read_window(files[i], 3, 4, 10, 9, 2, sel, &w));
+    CHECK(window_matches(want, w, 3, 4, 2, sel));
+    dama_tensor_release(w);
+  }
+  dama_tensor_release(want);
+}
