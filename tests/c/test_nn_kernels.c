@@ -438,3 +438,33 @@ DAMA_TEST(nn_kernels_validate_sizes) {
   CHECK_STATUS(dama_pos_embed_2d_sincos(a, 0, 1, 1, 0), DAMA_ERR_ARG);
   CHECK(strstr(dama_last_error(), "pos_embed_2d_sincos") != NULL);
 }
+
+/* The row kernels give bit-identical results for any thread count (no reductions across threads). */
+DAMA_TEST(kernels_independent_of_thread_count) {
+  const int64_t N = 37, C = 96, B = 2, T = 13, NH = 3;
+  float *x = rnd(N * C, 2), *g = rnd(N * C, 1), *w = rnd(C, 1), *bb = rnd(C, 1), *qkv = rnd(B * T * 3 * C, 1);
+  float *res[2][6];
+  int saved = dama_get_num_threads();
+  for (int run = 0; run < 2; run++) {
+    dama_set_num_threads(run ? 2 : 1);
+    float *y = zeros(N * C), *m = zeros(N), *r = zeros(N), *dx = zeros(N * C), *dw = zeros(C), *db = zeros(C);
+    float *out = zeros(B * T * C), *att = zeros(B * NH * T * T), *dqkv = zeros(B * T * 3 * C);
+    dama_layernorm_forward(y, m, r, x, w, bb, N, C, 1e-6f);
+    dama_layernorm_backward(dx, dw, db, g, x, w, m, r, N, C);
+    dama_attention_forward(out, att, qkv, B, T, C, NH, 0.0f);
+    dama_attention_backward(dqkv, out, qkv, att, B, T, C, NH, 0.0f);
+    float *dlin = zeros(C);
+    dama_linear_backward(NULL, NULL, dlin, g, NULL, NULL, N, C, C);
+    res[run][0] = dx; res[run][1] = dw; res[run][2] = db; res[run][3] = dqkv; res[run][4] = dlin; res[run][5] = y;
+    free(m); free(r); free(out); free(att);
+  }
+  dama_set_num_threads(saved);
+  const int64_t sizes[6] = {N * C, C, C, B * T * 3 * C, C, N * C};
+  int same = 1;
+  for (int k = 0; k < 6; k++) {
+    if (memcmp(res[0][k], res[1][k], sizeof(float) * (size_t)sizes[k]) != 0) same = 0;
+    free(res[0][k]); free(res[1][k]);
+  }
+  free(x); free(g); free(w); free(bb); free(qkv);
+  CHECK(same);
+}
