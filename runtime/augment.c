@@ -207,15 +207,33 @@ static dama_status resize_window(const char *op, float *out, float *out_raw, con
     const uint16_t *b16 = (const uint16_t *)base;
     const uint16_t *end = (const uint16_t *)src->data + (int64_t)(src->h - 1) * rs + (int64_t)src->w * c;
     const float magic = 12582912.0f; /* adding and subtracting 1.5 * 2^23 rounds to nearest, ties to even */
+    /* the horizontal pass of a source row is computed once and kept while output rows use it */
+    char *hbm = scratch(2, sizeof(v8f) * (2 * (size_t)ow + 1));
+    DAMA_CHECK(hbm, DAMA_ERR_OOM, "%s: out of memory for the row buffers", op);
+    v8f *hb = (v8f *)(hbm + ((32 - ((uintptr_t)hbm & 31)) & 31)); /* vectors need 32-byte alignment */
+    v8f *hrow[2] = {hb, hb + ow};
+    int32_t hidx[2] = {-1, -1};
     for (int32_t y = 0; y < oh; y++) {
-      const int64_t r0 = (int64_t)ty.i0[y] * rs, r1 = (int64_t)ty.i1[y] * rs;
+      const int32_t w0 = ty.i0[y], w1 = ty.i1[y];
+      int s0 = hidx[0] == w0 ? 0 : (hidx[1] == w0 ? 1 : -1), s1;
+      if (s0 < 0) s0 = hidx[0] == w1 ? 1 : 0; /* do not evict the row w1 needs */
+      if (hidx[s0] != w0) {
+        const uint16_t *r = b16 + (int64_t)w0 * rs;
+        for (int32_t x = 0; x < ow; x++)
+          hrow[s0][x] = load_px(r + (int64_t)tx.i0[x] * c, c, end) * tx.a0[x] + load_px(r + (int64_t)tx.i1[x] * c, c, end) * tx.a1[x];
+        hidx[s0] = w0;
+      }
+      s1 = w1 == w0 ? s0 : 1 - s0;
+      if (hidx[s1] != w1) {
+        const uint16_t *r = b16 + (int64_t)w1 * rs;
+        for (int32_t x = 0; x < ow; x++)
+          hrow[s1][x] = load_px(r + (int64_t)tx.i0[x] * c, c, end) * tx.a0[x] + load_px(r + (int64_t)tx.i1[x] * c, c, end) * tx.a1[x];
+        hidx[s1] = w1;
+      }
+      v8f *hr[2] = {hrow[s0], hrow[s1]};
       const float b0 = ty.a0[y], b1 = ty.a1[y];
       for (int32_t x = 0; x < ow; x++) {
-        const int64_t c0 = (int64_t)tx.i0[x] * c, c1 = (int64_t)tx.i1[x] * c;
-        const float a0 = tx.a0[x], a1 = tx.a1[x];
-        v8f h0 = load_px(b16 + r0 + c0, c, end) * a0 + load_px(b16 + r0 + c1, c, end) * a1;
-        v8f h1 = load_px(b16 + r1 + c0, c, end) * a0 + load_px(b16 + r1 + c1, c, end) * a1;
-        v8f v = h0 * b0 + h1 * b1;
+        v8f v = hr[0][x] * b0 + hr[1][x] * b1;
         v = ((v + magic) - magic) / 65535.0f;
         const int32_t xo = hflip ? ow - 1 - x : x;
         for (int k = 0; k < c; k++) out[k * plane + (int64_t)y * ow + xo] = v[k];
