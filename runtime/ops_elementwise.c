@@ -665,3 +665,12 @@ dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src) {
   c.apply = apply_identity;
   return ew_launch(&c, dst, 1, &src, "copy");
 }
+
+dama_status ops_contiguous(dama_tensor **out, const dama_tensor *t) {
+  *out = NULL;
+  if (dama_is_contiguous(t)) { dama_tensor_retain((dama_tensor *)t); *out = (dama_tensor *)t; return DAMA_OK; }
+  DAMA_TRY(dama_empty(out, t->ndim, t->shape, (dama_dtype)t->dtype, dama_cpu()));
+  dama_status s = dama_copy_kernel(*out, t);
+  if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return s;
+}

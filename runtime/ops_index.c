@@ -186,7 +186,7 @@ dama_status dama_index_select(dama_tensor **out, const dama_tensor *a, int32_t d
     s = dama_error(DAMA_ERR_SHAPE, "index_select: index must be 1-d, got shape %s", dama_shape_str(index, si, sizeof si));
   const int64_t len = dama_numel(ix), size = a->shape[d];
   if (s == DAMA_OK) s = check_bounds("index_select", dama_data_ptr(ix), len, size, d);
-  if (s == DAMA_OK) s = dama_contiguous(&ac, a);
+  if (s == DAMA_OK) s = ops_contiguous(&ac, a);
   int64_t oshape[DAMA_MAX_DIMS];
   memcpy(oshape, a->shape, sizeof oshape);
   oshape[d] = len;

@@ -97,5 +97,7 @@ dama_status ops_parallel_range(int64_t n, int64_t grain, int64_t work, ops_range
  * parallel and tiled like the element-wise ops (defined in ops_elementwise.c). Floats to ints truncate
  * toward zero (NaN -> 0, saturating), ints wrap like a C cast. dst and src must not overlap in memory. */
 dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src);
+/* dama_contiguous through dama_copy_kernel: t itself (retained) when contiguous, else a parallel copy. */
+dama_status ops_contiguous(dama_tensor **out, const dama_tensor *t);
 
 #endif

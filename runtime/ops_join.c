@@ -1,6 +1,7 @@
 /* cat / stack on the CPU. The result dtype promotes over all inputs (like torch.cat); each input is copied
- * into its slice of the result by dama_copy_ (any layout, dtype conversion). Like torch, cat skips 1-d
- * empty tensors of shape [0] whatever the other shapes are. Errors name the offending tensor's position. */
+ * into its slice of the result by dama_copy_kernel (any layout, dtype conversion, parallel). Like torch,
+ * cat skips 1-d empty tensors of shape [0] whatever the other shapes are. Errors name the offending
+ * tensor's position. */
 #include "ops_internal.h"
 #include <stdlib.h>
 
@@ -51,7 +52,7 @@ dama_status dama_cat(dama_tensor **out, int32_t n, dama_tensor *const *ts, int32
     if (dama_interrupt_pending()) { s = dama_error(DAMA_ERR_INTERRUPTED, "cat: interrupted"); break; }
     dama_tensor *slot = NULL;
     s = dama_narrow(&slot, *out, d, at, t->shape[d]);
-    if (s == DAMA_OK && t->shape[d] > 0) s = dama_copy_(slot, t);
+    if (s == DAMA_OK && t->shape[d] > 0) s = dama_copy_kernel(slot, t);
     dama_tensor_release(slot);
     at += t->shape[d];
   }

@@ -347,7 +347,7 @@ static dama_status reduce_core(const char *name, dama_redop op, const dama_tenso
       else dama_tensor_release(pv3);
     }
   }
-  dama_status s = dama_contiguous(&ct, pv);
+  dama_status s = ops_contiguous(&ct, pv);
   dama_tensor_release(pv);
   if (s != DAMA_OK) return s;
   memset(c, 0, sizeof *c);
