@@ -99,13 +99,13 @@ function R.visualize(model, x, cfg, path)
   end
   local rows = {}
   local show = math.min(x:size(0), 6)
+  local m1_in, r1 = masked(st.m1), recon(st.p1, st.m1)
+  local m2_in, r2 = st.m2 and masked(st.m2), st.m2 and recon(st.p2, st.m2)
   for i = 0, show - 1 do
-    local row = {dama.plot.composite(x[i]), dama.plot.composite(masked(st.m1)[i]),
-                 dama.plot.composite(recon(st.p1, st.m1)[i])}
-    if st.m2 then
-      row[4] = dama.plot.composite(masked(st.m2)[i])
-      row[5] = dama.plot.composite(recon(st.p2, st.m2)[i])
-    end
+    local ranges = dama.plot.channel_ranges(x[i])        -- one display scale per row
+    local function show_img(t) return dama.plot.composite(t[i], ranges) end
+    local row = {show_img(x), show_img(m1_in), show_img(r1)}
+    if st.m2 then row[4] = show_img(m2_in); row[5] = show_img(r2) end
     rows[#rows + 1] = row
   end
   local labels = {'input', 'mask 1', 'recon 1', 'mask 2', 'recon 2'}

@@ -264,20 +264,32 @@ function P.grid(path, rows, opts)
   return path
 end
 
--- Multichannel image [C, H, W] -> RGB [3, H, W] for display: each channel gets a colour, each is
--- scaled by its own high percentile-ish max, and the colours are added (like a fluorescence overlay).
+-- Per-channel display ranges {{lo, hi}, ...} of a [C, H, W] image (min and max of each channel).
+function P.channel_ranges(img)
+  local x = img:float()
+  local r = {}
+  for c = 0, x:size(0) - 1 do
+    local ch = x:select(0, c)
+    r[c + 1] = {ch:amin():item(), ch:amax():item()}
+  end
+  return r
+end
+
+-- Multichannel image [C, H, W] -> RGB [3, H, W] for display: each channel gets a colour, is scaled to
+-- [0, 1] by its range (its own min/max, or `ranges` from P.channel_ranges of another image, so an
+-- input and its reconstruction share one scale), and the colours are added like a fluorescence overlay.
 local CHANNEL_COLOURS = {{0.2, 0.4, 1}, {0, 1, 1}, {0, 1, 0}, {1, 0, 1}, {1, 1, 0}, {1, 0.3, 0}, {1, 0, 0},
                          {1, 1, 1}}
-function P.composite(img, scale)
+function P.composite(img, ranges, gain)
   local x = img:float()
+  ranges = ranges or P.channel_ranges(x)
   local Cn, H, W = x:size(0), x:size(1), x:size(2)
   local out = dama.zeros(3, H, W)
   for c = 0, Cn - 1 do
-    local ch = x:select(0, c)
-    local lo, hi = ch:amin():item(), ch:amax():item()
-    local n = (ch - lo) / math.max(hi - lo, 1e-8)
+    local lo, hi = ranges[c + 1][1], ranges[c + 1][2]
+    local n = ((x:select(0, c) - lo) / math.max(hi - lo, 1e-8)):clamp(0, 1)
     local col = CHANNEL_COLOURS[c % #CHANNEL_COLOURS + 1]
-    for k = 0, 2 do out:select(0, k):add_(n * (col[k + 1] * (scale or 0.6))) end
+    for k = 0, 2 do out:select(0, k):add_(n * (col[k + 1] * (gain or 0.6))) end
   end
   return out:clamp(0, 1)
 end
