@@ -76,8 +76,11 @@ dama_status dama_ome_channel_indices(const char *path, const char *names, int32_
  * planar: dama_tiff_layout. compression: dama_tiff_compression. tiled: 0 = strips (about 64 KiB
  * each), 1 = 256 x 256 tiles, >= 16 = tiles of that edge (a multiple of 16). bigtiff: 1 = BigTIFF,
  * 0 = classic (switched to BigTIFF automatically above 3.5 GiB). channel_names: NULL, or C names
- * written as OME-XML into the first page's ImageDescription. The file is written atomically
- * (temporary file in the same folder, fsync, rename). */
+ * written as OME-XML into the first page's ImageDescription (OME readers such as tifffile's OME series
+ * and Bio-Formats expect DAMA_TIFF_PAGES; other layouts keep the names for dama and read fine as plain
+ * TIFF pages elsewhere). No predictor; samples little-endian; ExtraSamples "unspecified" for C > 1
+ * (PhotometricInterpretation MinIsBlack). The file is written atomically (temporary file in the same
+ * folder, fsync, rename): a reader never sees a half-written file. */
 dama_status dama_tiff_write(const char *path, const dama_tensor *img, int32_t planar, int32_t compression,
                             int32_t tiled, int32_t bigtiff, const char *const *channel_names);
 /* PNG of an H x W or H x W x C tensor, u8 or u16 (16-bit PNG), C = 1 (grey), 2 (grey+alpha), 3 (RGB)
@@ -88,8 +91,9 @@ dama_status dama_image_write(const char *path, const dama_tensor *img);
 
 /* .npy (versions 1, 2, 3; little- or big-endian; C order). dtypes: u1/b1 -> u8, u2 -> u16, i4 -> i32,
  * i8 -> i64, f2 -> f16, f4 -> f32, f8 -> f64. fortran_order True is DAMA_ERR_UNSUPPORTED.
- * mmap = 1 maps the file read-only and wraps it without a copy (writes to the tensor fault; the
- * mapping lives until the last view is released); big-endian or misaligned data is copied instead. */
+ * mmap = 1 maps the file privately and wraps it without a copy (pages load on first touch; writes to
+ * the tensor are copy-on-write and never reach the file; the mapping lives until the last view is
+ * released); big-endian or misaligned data is copied instead. */
 dama_status dama_npy_load(const char *path, int32_t mmap, dama_tensor **out);
 /* Header only: dtype, ndim and shape (shape has room for 8) and the byte offset of the data. */
 dama_status dama_npy_header(const char *path, int32_t *dtype, int32_t *ndim, int64_t *shape, int64_t *data_offset);

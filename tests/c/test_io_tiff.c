@@ -693,3 +693,90 @@ DAMA_TEST(tiff_pages_that_are_not_channels_are_skipped) {
   }
   dama_tensor_release(want);
 }
+
+/* ---- a 20000 x 20000 x 7 uint16 BigTIFF (5.6 GB of pixels): windows read in bounded memory ----
+ * Written tile by tile with libtiff directly (dama_tiff_write needs the whole image in memory).
+ * Opt-in (DAMA_TEST_LARGE=1): it writes ~6000 deflate tiles. */
+#include <sys/resource.h>
+#include <tiffio.h>
+
+/* Peak resident set (VmHWM) in kB; reset_peak_rss() restarts it (Linux: clear_refs 5). */
+static long max_rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0) kb = atol(line + 6);
+  if (f) fclose(f);
+  if (kb < 0) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    kb = ru.ru_maxrss;
+  }
+  return kb;
+}
+static void reset_peak_rss(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f) { fputs("5", f); fclose(f); }
+}
+
+DAMA_TEST(tiff_window_of_a_20000x20000x7_bigtiff) {
+  if (!getenv("DAMA_TEST_LARGE")) SKIP("set DAMA_TEST_LARGE=1 to write a 5.6 GB-pixel BigTIFF");
+  const char *p = tmp_path("huge.tif");
+  const uint32_t N = 20000, T = 512;
+  const uint16_t C = 7;
+  TIFF *tif = TIFFOpen(p, "w8");
+  CHECK(tif != NULL);
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, N);
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, N);
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 16);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, C);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+  uint16_t extra[6] = {0};
+  TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, 6, extra);
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+  TIFFSetField(tif, TIFFTAG_ZIPQUALITY, 1);
+  TIFFSetField(tif, TIFFTAG_TILEWIDTH, T);
+  TIFFSetField(tif, TIFFTAG_TILELENGTH, T);
+  uint16_t *tile = malloc(sizeof(uint16_t) * T * T * C);
+  CHECK(tile != NULL);
+  for (uint32_t ty = 0; ty < N; ty += T)
+    for (uint32_t tx = 0; tx < N; tx += T) {
+      /* value = f(tile, channel) plus the pixel's low bits: cheap to compress, checkable anywhere */
+      for (uint32_t y = 0; y < T; y++)
+        for (uint32_t x = 0; x < T; x++)
+          for (uint16_t c = 0; c < C; c++)
+            tile[((size_t)y * T + x) * C + c] = (uint16_t)((tx / T) * 7 + (ty / T) * 1000 + c * 10000 + ((x + y) & 3));
+      CHECK(TIFFWriteEncodedTile(tif, TIFFComputeTile(tif, tx, ty, 0, 0), tile, (tmsize_t)T * T * C * 2) >= 0);
+    }
+  free(tile);
+  TIFFClose(tif);
+  dama_image_info info;
+  CHECK_OK(dama_image_info_read(p, &info));
+  CHECK(info.bigtiff && info.width == N && info.height == N && info.channels == C && info.tiled);
+  reset_peak_rss();
+  long rss0 = max_rss_kb();
+  int64_t peak0 = 0, in_use = 0, n_t = 0;
+  dama_memory_reset_peak();
+  int32_t sel[3] = {6, 0, 3};
+  dama_tensor *w = NULL;
+  CHECK_OK(dama_tiff_read_window(p, 12345, 17000, 1000, 1000, 3, sel, &w));
+  dama_memory_stats(&in_use, &peak0, &n_t);
+  const uint16_t *v = dama_data_ptr(w);
+  for (int64_t r = 0; r < 1000; r += 37)
+    for (int64_t c = 0; c < 1000; c += 41) {
+      uint32_t X = 12345 + (uint32_t)c, Y = 17000 + (uint32_t)r;
+      uint32_t xi = X % T, yi = Y % T;
+      for (int k = 0; k < 3; k++) {
+        uint16_t want = (uint16_t)((X / T) * 7 + (Y / T) * 1000 + sel[k] * 10000 + ((xi + yi) & 3));
+        CHECK_MSG(v[(r * 1000 + c) * 3 + k] == want, "pixel (%u, %u) channel %d: %u, want %u", X, Y, sel[k],
+                  v[(r * 1000 + c) * 3 + k], want);
+      }
+    }
+  long rss1 = max_rss_kb();
+  printf("    1000x1000x3 window of a 20000x20000x7 BigTIFF: tensor peak %.1f MB, max RSS grew by %.1f MB\n",
+         (double)peak0 / 1e6, (double)(rss1 - rss0) / 1024.0);
+  CHECK(rss1 - rss0 < 64 * 1024);
+  dama_tensor_release(w);
+}
