@@ -152,7 +152,7 @@ static dama_dtype binary_result(dama_binop op, dama_dtype pa, dama_dtype *comput
 static dama_status unalias(dama_tensor *out, const dama_tensor **in, dama_tensor **tmp) {
   *tmp = NULL;
   if (!ops_overlaps_differently(out, *in)) return DAMA_OK;
-  DAMA_TRY(dama_clone(tmp, *in));
+  DAMA_TRY(ops_to_dtype(tmp, *in, (dama_dtype)(*in)->dtype));
   *in = *tmp;
   return DAMA_OK;
 }
@@ -670,6 +670,13 @@ dama_status ops_contiguous(dama_tensor **out, const dama_tensor *t) {
   *out = NULL;
   if (dama_is_contiguous(t)) { dama_tensor_retain((dama_tensor *)t); *out = (dama_tensor *)t; return DAMA_OK; }
   DAMA_TRY(dama_empty(out, t->ndim, t->shape, (dama_dtype)t->dtype, dama_cpu()));
+  dama_status s = dama_copy_kernel(*out, t);
+  if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return s;
+}
+
+dama_status ops_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype) {
+  DAMA_TRY(dama_empty(out, t->ndim, t->shape, dtype, dama_cpu()));
   dama_status s = dama_copy_kernel(*out, t);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;

@@ -12,7 +12,7 @@ static dama_status index_i64(const char *name, const dama_tensor *index, dama_te
   if (index->dtype != DAMA_I64 && index->dtype != DAMA_I32)
     return dama_error(DAMA_ERR_DTYPE, "%s: index must be i32 or i64, got %s", name, dama_dtype_name((dama_dtype)index->dtype));
   if (index->dtype == DAMA_I64) return dama_contiguous(out, index);
-  return dama_to_dtype(out, index, DAMA_I64);
+  return ops_to_dtype(out, index, DAMA_I64);
 }
 
 static dama_status check_bounds(const char *name, const int64_t *ix, int64_t n, int64_t size, int32_t dim) {
@@ -124,7 +124,7 @@ dama_status dama_scatter_(dama_tensor *a, int32_t dim, const dama_tensor *index,
   if (s == DAMA_OK && src->ndim != 0) s = check_index_shape("scatter_", src, "src", index, d, true);
   if (s == DAMA_OK) s = check_bounds("scatter_", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
   if (s == DAMA_OK) {
-    if (src->dtype != a->dtype || ops_same_storage(a, src)) s = dama_to_dtype(&sv, src, (dama_dtype)a->dtype);
+    if (src->dtype != a->dtype || ops_same_storage(a, src)) s = ops_to_dtype(&sv, src, (dama_dtype)a->dtype);
     else { dama_tensor_retain((dama_tensor *)src); sv = (dama_tensor *)src; }
   }
   if (s == DAMA_OK) {

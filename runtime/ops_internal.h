@@ -99,5 +99,7 @@ dama_status ops_parallel_range(int64_t n, int64_t grain, int64_t work, ops_range
 dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src);
 /* dama_contiguous through dama_copy_kernel: t itself (retained) when contiguous, else a parallel copy. */
 dama_status ops_contiguous(dama_tensor **out, const dama_tensor *t);
+/* A new contiguous tensor of `dtype` holding t's values, copied with dama_copy_kernel. */
+dama_status ops_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype);
 
 #endif

@@ -36,7 +36,7 @@ static dama_status prepare(const char *op, mat_operand *o, dama_tensor *v, int32
   const int64_t rows = v->shape[nd - 2], cols = v->shape[nd - 1];
   if (!blas_layout(rows, cols, v->strides[nd - 2], v->strides[nd - 1], &o->trans, &o->ld)) {
     dama_tensor *c = NULL;
-    dama_status s = dama_clone(&c, v);
+    dama_status s = ops_to_dtype(&c, v, (dama_dtype)v->dtype);
     dama_tensor_release(v);
     if (s != DAMA_OK) return s;
     v = c;
@@ -189,10 +189,10 @@ dama_status dama_matmul(dama_tensor **out, const dama_tensor *a, const dama_tens
   if (ta == DAMA_F32 || ta == DAMA_F64) return matmul_float(out, a, b);
   /* bf16 / f16: through f32 */
   dama_tensor *fa = NULL, *fb = NULL, *fo = NULL;
-  dama_status s = dama_to_dtype(&fa, a, DAMA_F32);
-  if (s == DAMA_OK) s = dama_to_dtype(&fb, b, DAMA_F32);
+  dama_status s = ops_to_dtype(&fa, a, DAMA_F32);
+  if (s == DAMA_OK) s = ops_to_dtype(&fb, b, DAMA_F32);
   if (s == DAMA_OK) s = matmul_float(&fo, fa, fb);
-  if (s == DAMA_OK) s = dama_to_dtype(out, fo, ta);
+  if (s == DAMA_OK) s = ops_to_dtype(out, fo, ta);
   dama_tensor_release(fa);
   dama_tensor_release(fb);
   dama_tensor_release(fo);
