@@ -21,8 +21,8 @@
 -- Augmentation (C, dama_aug_train_apply; draws from Philox(seed, output index), so the set is a pure
 -- function of the arguments): a random square crop of scale U(min_scale, 1) of the shorter side at a
 -- uniform position, INTER_AREA resize to size x size, rotation U(-max_angle, max_angle) degrees about the
--- centre (bilinear, zero outside; rotation=right draws 0/90/180/270 degrees instead: no interpolation, no
--- empty corners), horizontal and vertical flips with p = 0.5 each. Values stay in the source dtype
+-- centre (bilinear, zero outside; rotation=right draws 0/90/180/270 degrees instead, done exactly by
+-- index remapping: no interpolation, no empty corners), horizontal and vertical flips with p = 0.5 each. Values stay in the source dtype
 -- (u16 in, u16 out; the resampling rounds to integers as OpenCV does).
 --
 -- Output: out ending in .npy: an N x size x size x C array (written row by row, bounded memory) +
@@ -192,13 +192,14 @@ function M.build(opts)
       local side = math.min(h, w)
       local augmented = not (o.originals and j < nk)
       local r = draws(o.seed, n_out)
+      local quarter = 0   -- rotation=right: quarter turns, done exactly while converting below
       if augmented then
         local cs = math.max(1, math.floor(side * (o.min_scale + (1 - o.min_scale) * r[1]) + 0.5))
         cs = math.min(cs, side)
         params.crop_size = cs
         params.crop_top = math.floor(r[2] * (h - cs + 1))
         params.crop_left = math.floor(r[3] * (w - cs + 1))
-        if o.rotation == 'right' then params.angle = 90 * math.floor(r[4] * 4)
+        if o.rotation == 'right' then quarter = math.floor(r[4] * 4); params.angle = 0
         else params.angle = (2 * r[4] - 1) * o.max_angle end
         params.hflip = r[5] < 0.5 and 1 or 0
         params.vflip = r[6] < 0.5 and 1 or 0
@@ -211,13 +212,19 @@ function M.build(opts)
       params.out_size, params.shift_x, params.shift_y = size, 0, 0
       call(C.dama_aug_train_apply, fbuf, hwc, chan, chan and #ds.channels or 0, params)
       -- f32 C x H x W (ToTensor scale) back to the source dtype, H x W x C
-      local plane = size * size
+      local plane, S1 = size * size, size - 1
       for c = 0, nch - 1 do
         local base = c * plane
-        for p = 0, plane - 1 do
-          local v = fbuf[base + p] * scale
-          if scale ~= 1 then v = math.floor(v + 0.5) end
-          ip[p * nch + c] = v
+        for y = 0, S1 do
+          for x = 0, S1 do
+            local sy, sx = y, x   -- counter-clockwise quarter turns: output (y, x) <- (sy, sx)
+            if quarter == 1 then sy, sx = x, S1 - y
+            elseif quarter == 2 then sy, sx = S1 - y, S1 - x
+            elseif quarter == 3 then sy, sx = S1 - x, y end
+            local v = fbuf[base + sy * size + sx] * scale
+            if scale ~= 1 then v = math.floor(v + 0.5) end
+            ip[(y * size + x) * nch + c] = v
+          end
         end
       end
       local file
@@ -231,7 +238,7 @@ function M.build(opts)
       out_labels[n_out + 1] = k
       local source = ds.kind == 'files' and ds.paths[src_i + 1] or string.format('row %d', ds.index and ds.index[src_i + 1] or src_i)
       manifest:write(string.format('%d,%s,%d,%s,%s,%d,%d,%d,%d,%.3f,%d,%d\n', n_out, file, k, cname, source,
-        augmented and 1 or 0, params.crop_top, params.crop_left, params.crop_size, params.angle, params.hflip,
+        augmented and 1 or 0, params.crop_top, params.crop_left, params.crop_size, params.angle + 90 * quarter, params.hflip,
         params.vflip))
       n_out = n_out + 1
       bar:update(n_out)

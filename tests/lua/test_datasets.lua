@@ -214,6 +214,21 @@ test('set1: ImageFolder output, right-angle rotations, resize, proportional mode
   expect_eq(img:size(), {32, 32, 1})
   expect_eq(s.augmented, 30)
   for _, r in ipairs(csv(s.manifest)) do expect_eq(r.angle % 90, 0) end
+  -- with the whole tile kept, a right-angle augmentation only moves pixels: same values per channel
+  local e = set1.build{src = MINI, out = TMP .. '/s1e.npy', count = 14, rotation = 'right', originals = false,
+                       min_scale = 1, quiet = true}
+  local arr = D.load_npy(TMP .. '/s1e.npy')
+  local turned = 0
+  for i, r in ipairs(csv(e.manifest)) do
+    local src = D.read(r.source)
+    if r.angle ~= 0 then turned = turned + 1 end
+    for c = 0, 2 do
+      local a = arr:select(0, i - 1):select(2, c):contiguous():view(-1):to('f32'):sort()
+      local b = src:select(2, c):contiguous():view(-1):to('f32'):sort()
+      expect_eq(max_abs_diff(a, b), 0, 'cell ' .. i .. ' channel ' .. c)
+    end
+  end
+  expect(turned >= 6, 'quarter turns drawn: ' .. turned)
   -- proportional on the real labelled set (2,561 cells, 7 classes): counts follow the class sizes
   local sd = shared_data()
   if not sd then return end
