@@ -228,15 +228,12 @@ dama_status dama_binary_(dama_tensor *a, dama_binop op, const dama_tensor *b) {
 /* Scalars keep the tensor's dtype (torch's rule for Python numbers): an integral value on an int tensor
  * stays int; a fractional/non-finite value on an int tensor gives f32. The scalar itself is held in the
  * compute precision (f32 for f32/bf16/f16, f64, or i64), never rounded to bf16/f16. */
-static dama_status scalar_types(const char *name, dama_binop op, dama_dtype at, double s, dama_dtype *rt,
-                                dama_dtype *compute, dama_dtype *st) {
+static void scalar_types(dama_binop op, dama_dtype at, double s, dama_dtype *rt, dama_dtype *compute, dama_dtype *st) {
   bool integral = isfinite(s) && s == floor(s) && fabs(s) < 9.2e18;
   dama_dtype r = at;
   if (!dama_dtype_is_float(at) && !integral) r = DAMA_F32;
   *rt = binary_result(op, r, compute);
   *st = ops_kind_dtype(ops_kind_of(*compute));
-  (void)name;
-  return DAMA_OK;
 }
 
 static dama_status scalar_pow_check(const char *name, dama_binop op, dama_dtype compute, double s, int32_t scalar_first) {
@@ -252,7 +249,7 @@ dama_status dama_binary_scalar(dama_tensor **out, dama_binop op, const dama_tens
   const char *name = dama_binop_name(op);
   DAMA_TRY(ops_check(name, "a", a));
   dama_dtype rt, compute, st;
-  DAMA_TRY(scalar_types(name, op, (dama_dtype)a->dtype, s, &rt, &compute, &st));
+  scalar_types(op, (dama_dtype)a->dtype, s, &rt, &compute, &st);
   DAMA_TRY(scalar_pow_check(name, op, compute, s, scalar_first));
   ops_scalar sc;
   ops_scalar_init(&sc, s, st);
@@ -269,7 +266,7 @@ dama_status dama_binary_scalar_(dama_tensor *a, dama_binop op, double s) {
   DAMA_TRY(ops_check(name, "a", a));
   DAMA_TRY(ops_check_writable(name, a));
   dama_dtype rt, compute, st;
-  DAMA_TRY(scalar_types(name, op, (dama_dtype)a->dtype, s, &rt, &compute, &st));
+  scalar_types(op, (dama_dtype)a->dtype, s, &rt, &compute, &st);
   DAMA_TRY(scalar_pow_check(name, op, compute, s, 0));
   ops_scalar sc;
   ops_scalar_init(&sc, s, st);

@@ -31,7 +31,7 @@ typedef struct mat_operand {
   int64_t bstride[DAMA_MAX_DIMS]; /* batch strides aligned to the output batch dims (0 = broadcast) */
 } mat_operand;
 
-static dama_status prepare(const char *op, mat_operand *o, dama_tensor *v, int32_t nb, const int64_t *bshape) {
+static dama_status prepare(const char *op, mat_operand *o, dama_tensor *v, int32_t nb) {
   const int32_t nd = v->ndim;
   const int64_t rows = v->shape[nd - 2], cols = v->shape[nd - 1];
   if (!blas_layout(rows, cols, v->strides[nd - 2], v->strides[nd - 1], &o->trans, &o->ld)) {
@@ -49,7 +49,6 @@ static dama_status prepare(const char *op, mat_operand *o, dama_tensor *v, int32
     int32_t j = i - (nb - vb);
     o->bstride[i] = (j >= 0 && v->shape[j] != 1) ? v->strides[j] : 0;
   }
-  (void)bshape;
   return DAMA_OK;
 }
 
@@ -158,9 +157,9 @@ static dama_status matmul_float(dama_tensor **out, const dama_tensor *a, const d
   if (a->ndim > 1) oshape[ond++] = m;
   if (b->ndim > 1) oshape[ond++] = n;
   mat_operand A = {0}, B = {0};
-  s = prepare(op, &A, va, nb, bshape);
+  s = prepare(op, &A, va, nb);
   if (s != DAMA_OK) { dama_tensor_release(vb); return s; }
-  s = prepare(op, &B, vb, nb, bshape);
+  s = prepare(op, &B, vb, nb);
   if (s != DAMA_OK) { dama_tensor_release(A.t); return s; }
   s = dama_empty(out, ond, oshape, (dama_dtype)a->dtype, dama_cpu());
   if (s == DAMA_OK) s = gemm_batches(op, (dama_dtype)a->dtype, &A, &B, *out, nb, bshape, m, n, k);
