@@ -947,31 +947,42 @@ local function fmt_time(s)
   return string.format('%d:%02d', math.floor(s / 60), s % 60)
 end
 
+local function stderr_is_tty()
+  pcall(ffi.cdef, 'int isatty(int fd);')
+  local ok, r = pcall(function() return ffi.C.isatty(2) end)
+  return ok and r == 1
+end
+
+-- opts: quiet, out (a file-like object; default io.stderr), tty (redraw in place with '\r'; default: whether
+-- stderr is a terminal; otherwise a new line at most every 10 s and at the end).
 function D.progress(total, unit, opts)
   opts = opts or {}
-  return setmetatable({total = total, unit = unit or 'items', t0 = wall(), last = -1, quiet = opts.quiet,
-                       out = opts.out or io.stderr}, Progress)
+  local tty = opts.tty
+  if tty == nil then tty = opts.out == nil and stderr_is_tty() end
+  return setmetatable({total = total, unit = unit or 'items', t0 = wall(), last = -1e9, quiet = opts.quiet,
+                       out = opts.out or io.stderr, tty = tty}, Progress)
 end
 
 function Progress:update(done, extra, force)
   if self.quiet then return end
   local t = wall()
-  if not force and t - self.last < 0.1 then return end
+  if not force and t - self.last < (self.tty and 0.1 or 10) then return end
   self.last = t
   local el = t - self.t0
   local rate = el > 0 and done / el or 0
   local eta = rate > 0 and (self.total - done) / rate or 0
   local width = 24
   local fill = self.total > 0 and math.floor(width * done / self.total) or width
-  self.out:write(string.format('\r[%s%s] %s %d/%d  %s  %.2f %s/s  elapsed %s  ETA %s ', string.rep('#', fill),
+  self.out:write(string.format('%s[%s%s] %s %d/%d  %s  %.2f %s/s  elapsed %s  ETA %s %s', self.tty and '\r' or '',
+    string.rep('#', fill),
     string.rep('.', width - fill), self.unit, done, self.total, extra or '', rate, self.unit, fmt_time(el),
-    fmt_time(eta)))
+    fmt_time(eta), self.tty and '' or '\n'))
   self.out:flush()
 end
 
 function Progress:finish(done, extra)
   self:update(done or self.total, extra, true)
-  if not self.quiet then self.out:write('\n') end
+  if not self.quiet and self.tty then self.out:write('\n') end
   return wall() - self.t0
 end
 
