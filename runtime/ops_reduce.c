@@ -189,6 +189,7 @@ static void empty_state(const rctx *c, rstate *s) {
 
 /* Compute every row's state into st[R] (combined). `a` is contiguous [R, L]. */
 static dama_status reduce_rows(rctx *c, rstate *rows, const char *name) {
+  if (c->R == 0) return DAMA_OK;
   if (c->L == 0) {
     for (int64_t r = 0; r < c->R; r++) empty_state(c, &rows[r]);
     return DAMA_OK;

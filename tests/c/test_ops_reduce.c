@@ -381,3 +381,14 @@ DAMA_TEST(middle_dim_sums_column_path) {
   }
   free(v);
 }
+
+DAMA_TEST(zero_rows_with_long_reduced_dim) {
+  int64_t s[2] = {0, 20000};
+  dama_tensor *a = NULL, *r = NULL;
+  int32_t d1 = 1;
+  CHECK_OK(dama_zeros(&a, 2, s, DAMA_F32, (dama_device){DAMA_CPU, 0}));
+  CHECK_OK(dama_reduce(&r, DAMA_RVAR, a, 1, &d1, 0, 1, 0));
+  CHECK(r->ndim == 1 && r->shape[0] == 0);
+  dama_tensor_release(r);
+  dama_tensor_release(a);
+}
