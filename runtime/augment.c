@@ -86,6 +86,8 @@ typedef uint16_t v8u16 __attribute__((vector_size(16)));
 /* x / 65535 as ToTensor divides (correctly rounded). */
 static inline __attribute__((always_inline)) v8f div65535(v8f x) { return x / 65535.0f; }
 
+/* One pixel's c channels as lanes 0..c-1: a 16-byte load (one instruction) where it cannot run past the
+ * end of the image (a copy through the stack would stall on store forwarding); other lanes are unused. */
 static inline __attribute__((always_inline)) v8f load_px(const uint16_t *p, int c, const uint16_t *end) {
   v8u16 t;
   if (p + 8 <= end) memcpy(&t, p, sizeof t);
