@@ -86,6 +86,10 @@ dama_status dama_tiff_write(const char *path, const dama_tensor *img, int32_t pl
 /* PNG of an H x W or H x W x C tensor, u8 or u16 (16-bit PNG), C = 1 (grey), 2 (grey+alpha), 3 (RGB)
  * or 4 (RGBA); written atomically. */
 dama_status dama_png_write(const char *path, const dama_tensor *img);
+/* Writers fsync each file (and its folder) before the rename by default. on = 0 keeps the atomic
+ * rename but skips the fsyncs: much faster when generating thousands of files, but a crash may then
+ * lose recent files (never leaves a half-written one under the final name). Process-wide. */
+void dama_io_set_fsync(int32_t on);
 /* Write by extension: .tif/.tiff (interleaved, deflate, strips), .png, .npy. */
 dama_status dama_image_write(const char *path, const dama_tensor *img);
 

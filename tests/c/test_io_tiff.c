@@ -108,6 +108,7 @@ static void *read_bytes(const char *p, size_t *n) {
 DAMA_TEST(tiff_roundtrip_every_layout) {
   dama_dtype dts[5] = {DAMA_U8, DAMA_U16, DAMA_F32, DAMA_F64, DAMA_I32};
   int n_written = 0;
+  dama_io_set_fsync(0); /* ~170 files; the other tests keep the default fsync path covered */
   for (int di = 0; di < 5; di++)
     for (int layout = 0; layout < 3; layout++)
       for (int comp = 0; comp < 3; comp++)
@@ -134,6 +135,7 @@ DAMA_TEST(tiff_roundtrip_every_layout) {
             dama_tensor_release(back);
             n_written++;
           }
+  dama_io_set_fsync(1);
   CHECK(n_written > 100);
 }
 
@@ -273,7 +275,7 @@ DAMA_TEST(tiff_window_reads_of_a_tiled_bigtiff) {
   CHECK(info.bigtiff && info.tiled && info.width == W && info.height == H && info.channels == C);
   CHECK_OK(dama_image_read(path, &full));
   CHECK(same_tensor(img, full));
-  struct { int64_t x, y, w, h; } wins[] = {{0, 0, 1, 1}, {0, 0, 3000, 2000}, {255, 255, 2, 2}, {1000, 700, 128, 128},
+  struct { int64_t x, y, w, h; } wins[] = {{0, 0, 1, 1}, {0, 0, 700, 300}, {255, 255, 2, 2}, {1000, 700, 128, 128},
                                            {2999, 1999, 1, 1}, {2800, 1900, 200, 100}, {17, 1500, 1000, 3}};
   int32_t sel[3] = {6, 0, 3};
   for (size_t i = 0; i < sizeof wins / sizeof wins[0]; i++) {
@@ -288,8 +290,10 @@ DAMA_TEST(tiff_window_reads_of_a_tiled_bigtiff) {
     dama_tensor_release(w);
   }
   /* the other layouts, strips and tiles, on a smaller image */
-  dama_tensor *small = NULL;
-  CHECK_OK(dama_narrow(&small, full, 0, 100, 300));
+  dama_tensor *rows = NULL, *small = NULL;
+  CHECK_OK(dama_narrow(&rows, full, 0, 100, 100));
+  CHECK_OK(dama_narrow(&small, rows, 1, 500, 1500));
+  dama_tensor_release(rows);
   dama_tensor *sc = NULL;
   CHECK_OK(dama_contiguous(&sc, small));
   for (int layout = 0; layout < 3; layout++)
@@ -297,8 +301,8 @@ DAMA_TEST(tiff_window_reads_of_a_tiled_bigtiff) {
       const char *p2 = tmp_path("win.tif");
       CHECK_OK(dama_tiff_write(p2, sc, layout, DAMA_TIFF_LZW, tiled ? 64 : 0, 0, NULL));
       dama_tensor *w = NULL;
-      CHECK_OK(dama_tiff_read_window(p2, 1234, 77, 501, 190, 3, sel, &w));
-      CHECK_MSG(window_matches(sc, w, 1234, 77, 3, sel), "layout %d tiled %d window differs", layout, tiled);
+      CHECK_OK(dama_tiff_read_window(p2, 1000, 27, 401, 60, 3, sel, &w));
+      CHECK_MSG(window_matches(sc, w, 1000, 27, 3, sel), "layout %d tiled %d window differs", layout, tiled);
       dama_tensor_release(w);
     }
   /* errors: out of range, bad channel */
@@ -388,11 +392,11 @@ static void fuzz_file(const char *src_path, int *n_ok, int *n_err, int *bad_msg)
     if (dama_image_info_read(src_path, &info) == DAMA_OK) { h = info.height; w = info.width; c = info.channels; }
   }
   float *dst = malloc(sizeof(float) * (size_t)(h * w * c + 1));
-  for (int v = 0; v < 400; v++) {
+  for (int v = 0; v < 260; v++) {
     size_t len = n;
     memcpy(buf, orig, n);
-    if (v < 150) {
-      len = (size_t)((double)n * v / 150.0);
+    if (v < 100) {
+      len = (size_t)((double)n * v / 100.0);
     } else {
       int flips = 1 + v % 8;
       for (int f = 0; f < flips; f++) {
@@ -437,7 +441,7 @@ DAMA_TEST(tiff_truncated_and_garbage_files_do_not_crash) {
     fuzz_file(src, &n_ok, &n_err, &bad_msg);
   }
   printf("    fuzz: %d reads ok, %d errors, %d messages without the file name\n", n_ok, n_err, bad_msg);
-  CHECK(n_err > 1000);
+  CHECK(n_err > 600);
   CHECK(bad_msg == 0);
   dama_tensor_release(img);
 }
