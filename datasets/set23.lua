@@ -3,13 +3,16 @@
 --   dama datasets/set23.lua slides=a.ome.tif,b.ome.tif out=set3/ tile=1000 crop=100 nuclear=DAPI,Histones
 --   dama datasets/set23.lua slides=synthetic out=set3.npy synth_size=3000     -- built-in synthetic slide
 --
--- For each slide (TIFF / BigTIFF / OME-TIFF, H x W x C, any layout the io API reads), tile by tile:
+-- For each slide (TIFF / BigTIFF / OME-TIFF, H x W x C, any layout the io API reads; a PNG / JPEG / .npy
+-- image is read whole instead, so only TIFFs have memory bounded by the tile), tile by tile:
 --   1. read the tile plus a margin of `margin` pixels on each side (default crop / 2) with
 --      dama_tiff_read_window: only the strips / tiles it touches, so memory is bounded by the tile size,
 --      not the slide size;
 --   2. find cells on the nuclear channels (mean of the `nuclear` channels, Gaussian blur `sigma`, Otsu
 --      threshold (or `threshold`), `erode` 3 x 3 erosions, distance transform, peak markers, watershed;
---      dama_find_cells, all in C);
+--      dama_find_cells, all in C). Otsu's threshold is computed once per slide by default, in a first pass
+--      over a subsample of the blurred nuclear image (threshold_scope=tile: per tile, which splits the noise
+--      of a tile without nuclei);
 --   3. keep the cells whose rounded centroid lies in the tile proper (each cell is counted by exactly one
 --      tile, and thanks to the margin a cell on a tile border is segmented whole and its crop comes from
 --      pixels that were read: a crop needs at most crop / 2 around the centre);
@@ -48,7 +51,9 @@ M.defaults = {
   nuclear = 'DAPI,Histones', -- nuclear channels: OME names or 0-based indices (names need an OME-TIFF)
   channels = '',          -- channels kept in the crops (names or indices, in that order); '' = all
   sigma = 2,              -- Gaussian blur of the nuclear image before thresholding
-  threshold = 0,          -- on the nuclear image in [0, 1]; 0 = Otsu per tile
+  threshold = 0,          -- on the nuclear image in [0, 1]; 0 = Otsu (see threshold_scope)
+  threshold_scope = 'slide', -- Otsu over the whole slide (a first pass over a subsample of the blurred
+                          -- nuclear image) or per 'tile' (a tile without nuclei then splits its noise)
   erode = 1,              -- 3 x 3 erosions of the thresholded mask
   peak_radius = 0,        -- min distance between two cells' markers; 0 = 4
   min_peak = 1.0,         -- smallest distance-map peak that seeds a cell
@@ -150,6 +155,48 @@ local function match_cells(truth, found, radius)
 end
 M.match_cells = match_cells
 
+-- Otsu threshold of a slide's nuclear image (the mean of its nuclear channels as fractions of full scale,
+-- blurred by sigma, as dama_find_cells computes it) over a subsample of at most ~4M pixels, read tile by
+-- tile: the first pass of threshold_scope = 'slide'.
+local function slide_threshold(s, tile, sigma)
+  local step = math.max(1, math.ceil(math.sqrt(s.h * s.w / 4e6)))
+  local cap = math.ceil(s.h / step) * math.ceil(s.w / step) + 16
+  local samples = ffi.new('float[?]', cap)
+  local n = 0
+  local nn = #s.nuclear
+  local scale = (s.dtype == C.DAMA_U16 and 1 / 65535 or (s.dtype == C.DAMA_U8 and 1 / 255 or 1)) / nn
+  local ct = ({[C.DAMA_U8] = 'uint8_t*', [C.DAMA_U16] = 'uint16_t*', [C.DAMA_F32] = 'float*'})[s.dtype]
+  for ty = 0, s.h - 1, tile do
+    for tx = 0, s.w - 1, tile do
+      local th, tw = math.min(tile, s.h - ty), math.min(tile, s.w - tx)
+      local win
+      if s.whole then
+        win = s.whole:narrow(0, ty, th):narrow(1, tx, tw):index_select(2, dama.tensor(s.nuclear, 'i64')):contiguous()
+      else
+        win = D.read_window(s.path, tx, ty, tw, th, s.nuclear)
+      end
+      local src = ffi.cast(ct, C.dama_data_ptr(win._c))
+      local plane = ffi.new('float[?]', th * tw)
+      for i = 0, th * tw - 1 do
+        local a = 0
+        for k = 0, nn - 1 do a = a + src[i * nn + k] end
+        plane[i] = a * scale
+      end
+      if sigma > 0 then call(C.dama_gaussian_blur, plane, plane, th, tw, sigma) end
+      -- the same global grid of sample positions whatever the tiling
+      for y = (step - ty % step) % step, th - 1, step do
+        for x = (step - tx % step) % step, tw - 1, step do
+          if n < cap then samples[n] = plane[y * tw + x]; n = n + 1 end
+        end
+      end
+      win:free()
+    end
+  end
+  local thr = ffi.new('float[1]')
+  call(C.dama_otsu_threshold, samples, n, thr)
+  return thr[0]
+end
+
 -- label(y, x): the type of the nearest generated cell within radius, -1 if none.
 local function truth_labeller(truth, radius)
   local g = math.max(1, radius)
@@ -217,7 +264,8 @@ function M.build(opts)
   for _, s in ipairs(slides) do
     local info = D.info(s.path)
     s.h, s.w, s.c, s.dtype = info.height, info.width, info.channels, info.dtype
-    local names = D.ome_channel_names(s.path)
+    s.is_tiff = info.format == C.DAMA_FMT_TIFF
+    local names = s.is_tiff and D.ome_channel_names(s.path) or {}
     local where = string.format("'%s'", s.path)
     s.nuclear = D.resolve_channels(o.nuclear, s.c, names, where)
     local keep = {}
@@ -272,6 +320,14 @@ function M.build(opts)
     for i, k in ipairs(s.nuc_win) do nuc[i - 1] = k end
     cfg.nuclear_channels, cfg.n_nuclear = nuc, #s.nuc_win
     if #s.win ~= crop_t:size(2) then crop_t = dama.empty({crop, crop, #s.win}, dtname) end
+    s.whole = (not s.is_tiff) and D.read(s.path) or nil   -- PNG / JPEG / .npy: read whole (no windowed reader)
+    cfg.threshold = o.threshold
+    if o.threshold <= 0 and o.threshold_scope == 'slide' then
+      s.threshold = slide_threshold(s, tile, o.sigma)
+      if s.threshold > 0 then cfg.threshold = s.threshold end
+    elseif o.threshold_scope ~= 'slide' and o.threshold_scope ~= 'tile' then
+      error("set23: threshold_scope must be 'slide' or 'tile', got '" .. tostring(o.threshold_scope) .. "'", 2)
+    end
     local found = {}   -- centres of this slide's detections (for the recall)
     local sname = stem(s.path)
     local nearest_type = s.truth and truth_labeller(s.truth, o.match_px)
@@ -281,7 +337,13 @@ function M.build(opts)
         local th, tw = math.min(tile, s.h - ty), math.min(tile, s.w - tx)
         local y0, x0 = math.max(0, ty - margin), math.max(0, tx - margin)
         local y1, x1 = math.min(s.h, ty + th + margin), math.min(s.w, tx + tw + margin)
-        local win = D.read_window(s.path, x0, y0, x1 - x0, y1 - y0, s.win)
+        local win
+        if s.whole then
+          win = s.whole:narrow(0, y0, y1 - y0):narrow(1, x0, x1 - x0)
+          win = win:index_select(2, dama.tensor(s.win, 'i64')):contiguous()
+        else
+          win = D.read_window(s.path, x0, y0, x1 - x0, y1 - y0, s.win)
+        end
         local hwc = ffi.new('dama_hwc', {C.dama_data_ptr(win._c), out_dtype, y1 - y0, x1 - x0, #s.win, 0})
         call(C.dama_find_cells, hwc, cfg, nil, cellbuf, cap, ncells)
         if ncells[0] > cap then
@@ -310,6 +372,7 @@ function M.build(opts)
               file = string.format('%s/%s_y%d_x%d.tif', cname, sname, sy, sx)
               D.write_tiff_fast(o.out .. '/' .. file, row)
             end
+            if row ~= crop_t then row:free() end   -- the GC does not see tensor bytes: free now
             found[#found + 1] = {y = fy, x = fx}
             labels_out[n_out + 1] = label
             manifest:write(string.format('%d,%s,%s,%.1f,%.1f,%d,%d,%d,%d\n', n_out, file, s.path, fx, fy,
@@ -323,6 +386,7 @@ function M.build(opts)
         bar:update(done_tiles, string.format('cells %d', n_out))
       end
     end
+    s.whole = nil
     if s.truth then
       summary.truth = summary.truth + #s.truth
       summary.matched = summary.matched + match_cells(s.truth, found, o.match_px)
