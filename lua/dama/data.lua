@@ -967,7 +967,8 @@ function Progress:update(done, extra, force)
   if self.quiet then return end
   local t = wall()
   if not force and t - self.last < (self.tty and 0.1 or 10) then return end
-  self.last = t
+  if not self.tty and done == self.last_done then return end   -- a log gets each state once
+  self.last, self.last_done = t, done
   local el = t - self.t0
   local rate = el > 0 and done / el or 0
   local eta = rate > 0 and (self.total - done) / rate or 0
