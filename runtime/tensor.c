@@ -1,5 +1,6 @@
 /* Tensors: refcounted storage, views (shape/strides/offset), creation, reshaping, copies. */
 #include "dama_internal.h"
+#include "ops_internal.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -509,52 +510,17 @@ dama_status dama_broadcast_shapes(int32_t na, const int64_t *a, int32_t nb, cons
 
 /* ---- copies ---- */
 
-/* Copy with src already broadcast to dst's shape (same ndim, stride 0 where expanded). */
-static void copy_strided(dama_tensor *dst, const dama_tensor *src) {
-  int32_t nd = dst->ndim;
-  dama_dtype dt = (dama_dtype)dst->dtype, stt = (dama_dtype)src->dtype;
-  char *dbase = dst->storage->data, *sbase = src->storage->data;
+/* Copy with src already broadcast to dst's shape (same ndim, stride 0 where expanded): one memcpy when
+ * both are contiguous and of one dtype, else the parallel tiled kernel of ops_common.c. */
+static dama_status copy_strided(dama_tensor *dst, const dama_tensor *src) {
   int64_t n = dama_numel(dst);
-  if (n == 0) return;
-  int dsz = dama_dtype_size(dt), ssz = dama_dtype_size(stt);
-  if (dt == stt && dama_is_contiguous(dst) && dama_is_contiguous(src) && dama_numel(src) == n) {
-    memcpy(dbase + dst->offset * dsz, sbase + src->offset * ssz, (size_t)(n * dsz));
-    return;
+  if (n == 0) return DAMA_OK;
+  if (dst->dtype == src->dtype && dama_is_contiguous(dst) && dama_is_contiguous(src) && dama_numel(src) == n) {
+    int sz = dama_dtype_size((dama_dtype)dst->dtype);
+    memcpy(dama_data_ptr(dst), dama_data_ptr(src), (size_t)(n * sz));
+    return DAMA_OK;
   }
-  /* Iterate over all but the innermost dim; the inner loop handles common dtype pairs directly. */
-  int64_t inner = nd ? dst->shape[nd - 1] : 1;
-  int64_t dis = nd ? dst->strides[nd - 1] : 1, sis = nd ? src->strides[nd - 1] : 1;
-  int64_t outer = n / inner;
-  int64_t idx[DAMA_MAX_DIMS] = {0};
-  for (int64_t o = 0; o < outer; o++) {
-    int64_t doff = dst->offset, soff = src->offset;
-    for (int32_t i = 0; i < nd - 1; i++) { doff += idx[i] * dst->strides[i]; soff += idx[i] * src->strides[i]; }
-    if (dt == stt) {
-      if (dsz == 4) {
-        uint32_t *d = (uint32_t *)dbase + doff; const uint32_t *s = (const uint32_t *)sbase + soff;
-        for (int64_t k = 0; k < inner; k++) d[k * dis] = s[k * sis];
-      } else {
-        for (int64_t k = 0; k < inner; k++)
-          memcpy(dbase + (doff + k * dis) * dsz, sbase + (soff + k * sis) * ssz, (size_t)dsz);
-      }
-    } else if (dt == DAMA_F32 && stt == DAMA_U16) {
-      float *d = (float *)dbase + doff; const uint16_t *s = (const uint16_t *)sbase + soff;
-      for (int64_t k = 0; k < inner; k++) d[k * dis] = (float)s[k * sis];
-    } else if (dt == DAMA_F32 && stt == DAMA_U8) {
-      float *d = (float *)dbase + doff; const uint8_t *s = (const uint8_t *)sbase + soff;
-      for (int64_t k = 0; k < inner; k++) d[k * dis] = (float)s[k * sis];
-    } else if (dt == DAMA_F32 && stt == DAMA_F64) {
-      float *d = (float *)dbase + doff; const double *s = (const double *)sbase + soff;
-      for (int64_t k = 0; k < inner; k++) d[k * dis] = (float)s[k * sis];
-    } else {
-      for (int64_t k = 0; k < inner; k++)
-        dama_store_f64(dbase, doff + k * dis, dt, dama_load_f64(sbase, soff + k * sis, stt));
-    }
-    for (int32_t i = nd - 2; i >= 0; i--) {
-      if (++idx[i] < dst->shape[i]) break;
-      idx[i] = 0;
-    }
-  }
+  return dama_copy_kernel(dst, src);
 }
 
 dama_status dama_copy_(dama_tensor *dst, const dama_tensor *src) {
@@ -565,16 +531,17 @@ dama_status dama_copy_(dama_tensor *dst, const dama_tensor *src) {
     dama_shape_str(src, a, sizeof a); dama_shape_str(dst, c, sizeof c);
     return dama_error(DAMA_ERR_SHAPE, "copy: source of shape %s cannot be broadcast to destination shape %s", a, c);
   }
-  copy_strided(dst, b);
+  dama_status st = copy_strided(dst, b);
   dama_tensor_release(b);
-  return DAMA_OK;
+  return st;
 }
 
 dama_status dama_clone(dama_tensor **out, const dama_tensor *t) {
   *out = NULL;
   DAMA_TRY(new_contiguous(out, "clone", t->ndim, t->shape, (dama_dtype)t->dtype));
-  copy_strided(*out, t);
-  return DAMA_OK;
+  dama_status st = copy_strided(*out, t);
+  if (st != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return st;
 }
 
 dama_status dama_contiguous(dama_tensor **out, const dama_tensor *t) {
@@ -587,6 +554,7 @@ dama_status dama_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dt
   *out = NULL;
   if ((unsigned)dtype >= DAMA_NUM_DTYPES) return dama_error(DAMA_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);
   DAMA_TRY(new_contiguous(out, "to", t->ndim, t->shape, dtype));
-  copy_strided(*out, t);
-  return DAMA_OK;
+  dama_status st = copy_strided(*out, t);
+  if (st != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return st;
 }
