@@ -491,3 +491,34 @@ done:
   free(areas); free(cen);
   return s;
 }
+
+dama_status dama_tile_cells(const dama_hwc *win, int32_t core_y, int32_t core_x, int32_t core_h, int32_t core_w,
+                            const dama_cellfind_config *cfg, int32_t crop, void *crops, dama_cell *cells,
+                            int64_t max_cells, int64_t *n_cells) {
+  const char *op = "tile_cells";
+  DAMA_CHECK(win && win->data, DAMA_ERR_ARG, "%s: win: expected an image, got NULL", op);
+  DAMA_CHECK(core_h > 0 && core_w > 0 && core_y >= 0 && core_x >= 0 && core_y + core_h <= win->h && core_x + core_w <= win->w,
+             DAMA_ERR_ARG, "%s: core (%d, %d, %d x %d): expected a non-empty rectangle inside the %d x %d window", op,
+             core_y, core_x, core_h, core_w, win->h, win->w);
+  DAMA_CHECK(!crops || crop > 0, DAMA_ERR_ARG, "%s: crop: expected > 0, got %d", op, crop);
+  int64_t n = 0, kept = 0;
+  /* regions are disjoint and at least min_area pixels: that bounds the number of cells */
+  int64_t min_area = cfg && cfg->min_area > 0 ? cfg->min_area : 16;
+  int64_t cap = (int64_t)win->h * win->w / min_area + 1;
+  dama_cell *all = malloc(sizeof(dama_cell) * (size_t)cap);
+  DAMA_CHECK(all, DAMA_ERR_OOM, "%s: out of memory for %lld cells", op, (long long)cap);
+  dama_status s = dama_find_cells(win, cfg, NULL, all, cap, &n);
+  const int64_t csz = (int64_t)crop * crop * win->c * dama_dtype_size((dama_dtype)win->dtype);
+  for (int64_t i = 0; s == DAMA_OK && i < n; i++) {
+    int32_t cy = (int32_t)lrintf(all[i].y), cx = (int32_t)lrintf(all[i].x);
+    if (cy < core_y || cy >= core_y + core_h || cx < core_x || cx >= core_x + core_w) continue;
+    if (kept < max_cells) {
+      if (cells) cells[kept] = all[i];
+      if (crops) s = dama_crop_pad((uint8_t *)crops + kept * csz, win, cy, cx, crop);
+    }
+    kept++;
+  }
+  free(all);
+  if (s == DAMA_OK && n_cells) *n_cells = kept;
+  return s;
+}

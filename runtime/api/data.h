@@ -235,3 +235,14 @@ typedef struct dama_cell {
  * kept. Memory: a few planes of the tile. */
 dama_status dama_find_cells(const dama_hwc *tile, const dama_cellfind_config *cfg, int32_t *labels_out,
                             dama_cell *cells, int64_t max_cells, int64_t *n_cells);
+/* One tile of a whole-slide pass (bounded memory): `win` is a window of the slide that holds a core rectangle
+ * [core_y, core_y + core_h) x [core_x, core_x + core_w) (window coordinates) plus a margin of context around it
+ * (clipped at the slide's edges). Cells are found in the whole window; those whose centroid (rounded) lies in
+ * the core are kept, so tiles whose cores partition the slide find each cell once. For each kept cell, crops
+ * (may be NULL; room for max_cells * crop * crop * C samples of the window's dtype) receives the crop x crop
+ * window around it (dama_crop_pad: zero outside the window) and cells (may be NULL) its centroid in window
+ * coordinates. *n_cells = cells kept (crops and cells hold the first max_cells). A margin of crop / 2 makes every
+ * crop of a cell away from the slide's edge complete. */
+dama_status dama_tile_cells(const dama_hwc *win, int32_t core_y, int32_t core_x, int32_t core_h, int32_t core_w,
+                            const dama_cellfind_config *cfg, int32_t crop, void *crops, dama_cell *cells,
+                            int64_t max_cells, int64_t *n_cells);

@@ -175,3 +175,44 @@ DAMA_TEST(stardist_nuclei_count) {
   free(cells);
   dama_tensor_release(im);
 }
+
+DAMA_TEST(tiles_with_margins_find_each_cell_once) {
+  /* a 600 x 600 synthetic slide in one window, and as 3 x 3 tiles of 200 with a 50-pixel margin */
+  const int S = 600, T = 200, M = 50, CROP = 100;
+  uint16_t *img = malloc(sizeof(uint16_t) * S * S * 7);
+  CHECK_OK(dama_synth_slide(4, 0, 0, S, S, img, NULL, 0, NULL));
+  dama_cellfind_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.sigma = 1.5f;
+  cfg.threshold = 0.03f; /* a fixed threshold: Otsu would differ from tile to tile */
+  dama_hwc whole = {img, DAMA_U16, S, S, 7, 0};
+  dama_cell *ref = malloc(sizeof(dama_cell) * 2000), *got = malloc(sizeof(dama_cell) * 2000);
+  int64_t nref = 0, ngot = 0;
+  CHECK_OK(dama_tile_cells(&whole, 0, 0, S, S, &cfg, CROP, NULL, ref, 2000, &nref));
+  uint16_t *crops = malloc(sizeof(uint16_t) * 400 * CROP * CROP * 7);
+  int bad_crop = 0;
+  for (int ty = 0; ty < S / T; ty++)
+    for (int tx = 0; tx < S / T; tx++) {
+      int y0 = ty * T - M < 0 ? 0 : ty * T - M, x0 = tx * T - M < 0 ? 0 : tx * T - M;
+      int y1 = ty * T + T + M > S ? S : ty * T + T + M, x1 = tx * T + T + M > S ? S : tx * T + T + M;
+      dama_hwc win = {img + ((size_t)y0 * S + x0) * 7, DAMA_U16, y1 - y0, x1 - x0, 7, (int64_t)S * 7};
+      int64_t n = 0;
+      CHECK_OK(dama_tile_cells(&win, ty * T - y0, tx * T - x0, T, T, &cfg, CROP, crops, got + ngot, 2000 - ngot, &n));
+      for (int64_t i = 0; i < n && i < 400; i++) { /* a crop equals the slide's pixels where the window had them */
+        int cy = (int)lrintf(got[ngot + i].y) + y0, cx = (int)lrintf(got[ngot + i].x) + x0;
+        int yy = cy - CROP / 2 + 7, xx = cx - CROP / 2 + 9;
+        if (yy >= y0 && yy < y1 && xx >= x0 && xx < x1 &&
+            crops[((size_t)i * CROP * CROP + 7 * CROP + 9) * 7 + 2] != img[((size_t)yy * S + xx) * 7 + 2]) bad_crop++;
+      }
+      for (int64_t i = 0; i < n; i++) { got[ngot + i].y += (float)y0; got[ngot + i].x += (float)x0; }
+      ngot += n;
+    }
+  CHECK(bad_crop == 0);
+  int matched = 0;
+  for (int64_t i = 0; i < nref; i++)
+    for (int64_t j = 0; j < ngot; j++)
+      if (hypot(ref[i].y - got[j].y, ref[i].x - got[j].x) < 1.0) { matched++; break; }
+  fprintf(stderr, "  whole slide %lld cells, tiled %lld cells, %d identical centres\n", (long long)nref, (long long)ngot, matched);
+  CHECK(nref > 200 && labs((long)(ngot - nref)) <= nref / 50 && matched >= 0.97 * nref);
+  free(img); free(ref); free(got); free(crops);
+}
