@@ -23,7 +23,11 @@
 -- scaled like ToTensor):
 --   dama.data.read(path), dama.data.read_f32(path[, expect_c]), dama.data.write(path, t),
 --   dama.data.info(path), dama.data.ome_channel_names(path),
---   dama.data.augment_train(img, out_size, seed, epoch, index), dama.data.augment_val(img, crop, out_size)
+--   dama.data.augment_train(img, out_size, seed, epoch, index), dama.data.augment_val(img, crop, out_size),
+--   dama.data.read_window(path, x, y, w, h[, channels]) (TIFF, bounded memory), dama.data.write_tiff_fast(path, t)
+--   (uncompressed, no fsync: for many small files).
+-- For builders (datasets/): dama.data.npy_writer(path, dtype, row_shape) (row by row, bounded memory) and
+-- dama.data.progress(total, unit) (a progress bar with rate and ETA).
 local dffi = require 'dama.ffi'
 local ffi, C, call = dffi.ffi, dffi.C, dffi.call
 local tensor = require 'dama.tensor'
