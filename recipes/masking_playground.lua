@@ -14,7 +14,8 @@ local function nuclear_mask(x, m1, _, cfg)
   local gw = W / p
   local L = (H / p) * gw
   local K = dama.mask.visible_count(L, cfg.mask)
-  local px = x:contiguous():data()                 -- float* over [N, C, H, W]
+  local xc = x:contiguous()                        -- keep the owner of px alive while px is used
+  local px = xc:data()                             -- float* over [N, C, H, W]
   local mask = dama.ones(N, L)
   local pm = mask:data()
   for n = 0, N - 1 do

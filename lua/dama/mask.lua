@@ -359,7 +359,8 @@ function Mask:unshuffle(tokens, mask_token) return M.unshuffle_forward(tokens, m
 
 -- Zeros (visible patches) of each row of m.mask, as a Lua list: K everywhere except for 'union' masks.
 function Mask:visible_per_row()
-  local p, r = as(self.mask, 'f32'):data(), {}
+  local m = as(self.mask, 'f32')   -- keep the owner of p in a local while p is used
+  local p, r = m:data(), {}
   for n = 0, self.N - 1 do
     local z = 0
     for l = 0, self.L - 1 do if p[n * self.L + l] == 0 then z = z + 1 end end
@@ -373,7 +374,8 @@ end
 function Mask:ascii(n, grid_w)
   n = n or 0
   grid_w = grid_w or math.floor(math.sqrt(self.L) + 0.5)
-  local p = as(self.mask, 'f32'):data()
+  local m = as(self.mask, 'f32')
+  local p = m:data()
   local kept = {}
   local ik = self.ids_keep
   for k = 0, self.K - 1 do kept[ik:get(n, k)] = true end

@@ -156,7 +156,8 @@ local properties = {
 }
 
 -- The raw data for LuaJIT FFI loops: a typed pointer to element 0 of a contiguous CPU tensor
--- (float* for f32, int64_t* for i64, uint16_t* for bf16/f16/u16, ...), valid while t is alive.
+-- (float* for f32, int64_t* for i64, uint16_t* for bf16/f16/u16, ...), valid while t is alive: keep t in
+-- a local (not a temporary such as x:contiguous():data(), and not across a tail call) while using it.
 --   local m = dama.zeros(8, 64, 'u8'); local p = m:data()
 --   for i = 0, m:numel() - 1 do p[i] = (i % 5 == 0) and 1 or 0 end
 function Tensor.data(t)
@@ -450,7 +451,9 @@ function Tensor.totable(t)
     end
     return r
   end
-  return build(1)
+  -- not a tail call: this frame keeps `d`, the owner of the memory p points into, alive until build is done
+  local r = build(1)
+  return r
 end
 
 -- ---------------------------------------------------------------- element-wise math
