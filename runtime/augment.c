@@ -13,6 +13,9 @@
 
 #define MAX_CH 256
 
+/* The vector helpers below are static and inlined: no ABI is at stake when the build lacks -mavx. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 /* ---- per-thread scratch memory (the loader's workers free theirs on exit) ---- */
 static _Thread_local void *tl_scratch[3];
 static _Thread_local size_t tl_scratch_n[3];
@@ -83,8 +86,6 @@ static inline float scale_of(int dt) { return dt == DAMA_U16 ? 65535.0f : (dt ==
 /* GCC vector extensions: one pixel's (up to 8) uint16 channels as one 8-lane float vector. */
 typedef float v8f __attribute__((vector_size(32)));
 typedef uint16_t v8u16 __attribute__((vector_size(16)));
-/* x / 65535 as ToTensor divides (correctly rounded). */
-static inline __attribute__((always_inline)) v8f div65535(v8f x) { return x / 65535.0f; }
 
 /* One pixel's c channels as lanes 0..c-1: a 16-byte load (one instruction) where it cannot run past the
  * end of the image (a copy through the stack would stall on store forwarding); other lanes are unused. */
@@ -236,7 +237,7 @@ static dama_status resize_window(const char *op, float *out, float *out_raw, con
       const float b0 = ty.a0[y], b1 = ty.a1[y];
       for (int32_t x = 0; x < ow; x++) {
         v8f v = hr[0][x] * b0 + hr[1][x] * b1;
-        v = div65535((v + magic) - magic);
+        v = ((v + magic) - magic) / 65535.0f; /* ToTensor's correctly rounded division */
         const int32_t xo = hflip ? ow - 1 - x : x;
         for (int k = 0; k < c; k++) out[k * plane + (int64_t)y * ow + xo] = v[k];
       }
@@ -392,7 +393,7 @@ static inline __attribute__((always_inline)) void train_pass_u16v(float *out, co
           const int64_t c0 = coloff[x0], c1 = coloff[x0 + 1];
           v = load_px(r0 + c0, c, end) * w[0] + load_px(r0 + c1, c, end) * w[1] + load_px(r1 + c0, c, end) * w[2] +
               load_px(r1 + c1, c, end) * w[3];
-          v = div65535((v + magic) - magic);
+          v = ((v + magic) - magic) / 65535.0f; /* ToTensor's correctly rounded division */
         } else if (x0 >= S || x0 + 1 < 0 || y0 >= S || y0 + 1 < 0) v = zero;
         else {
           int ix0 = x0 >= 0, ix1 = x0 + 1 < S, iy0 = y0 >= 0, iy1 = y0 + 1 < S;
@@ -401,7 +402,7 @@ static inline __attribute__((always_inline)) void train_pass_u16v(float *out, co
           v8f d = iy1 && ix0 ? load_px(base + rowoff[y0 + 1] + coloff[x0], c, end) : zero;
           v8f e = iy1 && ix1 ? load_px(base + rowoff[y0 + 1] + coloff[x0 + 1], c, end) : zero;
           v = a * w[0] + b * w[1] + d * w[2] + e * w[3];
-          v = div65535((v + magic) - magic);
+          v = ((v + magic) - magic) / 65535.0f; /* ToTensor's correctly rounded division */
         }
       }
       row[x] = v;
