@@ -417,6 +417,10 @@ static void fuzz_file(const char *src_path, int *n_ok, int *n_err, int *bad_msg)
     st[2] = dama_tiff_read_window(p, 1, 1, 2, 2, 0, NULL, &t);
     dama_tensor_release(t);
     st[3] = dama_image_read_f32(p, dst, h, w, c);
+    char names[256];
+    int32_t nn = 0;
+    if (dama_ome_channel_names(p, names, sizeof names, &nn) != DAMA_OK && !strstr(dama_last_error(), "fuzz.tif"))
+      (*bad_msg)++;
     for (int k = 0; k < 4; k++) {
       if (st[k] == DAMA_OK) (*n_ok)++;
       else {
@@ -437,12 +441,51 @@ DAMA_TEST(tiff_truncated_and_garbage_files_do_not_crash) {
   struct { int layout, comp, tiled, big; } cases[] = {{0, 1, 0, 0}, {1, 0, 0, 0}, {2, 2, 16, 1}, {0, 0, 16, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const char *src = tmp_path("fuzzsrc.tif");
-    CHECK_OK(dama_tiff_write(src, img, cases[i].layout, cases[i].comp, cases[i].tiled, cases[i].big, NULL));
+    const char *names[3] = {"DNA", "a&amp;b", "<x>"};
+    CHECK_OK(dama_tiff_write(src, img, cases[i].layout, cases[i].comp, cases[i].tiled, cases[i].big,
+                             i % 2 ? names : NULL));
     fuzz_file(src, &n_ok, &n_err, &bad_msg);
   }
   printf("    fuzz: %d reads ok, %d errors, %d messages without the file name\n", n_ok, n_err, bad_msg);
   CHECK(n_err > 600);
   CHECK(bad_msg == 0);
+  dama_tensor_release(img);
+}
+
+DAMA_TEST(tiff_garbled_ome_xml_does_not_crash) {
+  dama_tensor *img = pattern(8, 8, 3, DAMA_U8);
+  const char *names[3] = {"DNA", "a&b", "x"};
+  const char *src = tmp_path("omesrc.tif");
+  CHECK_OK(dama_tiff_write(src, img, DAMA_TIFF_PAGES, 0, 0, 0, names));
+  size_t n = 0;
+  uint8_t *orig = read_bytes(src, &n);
+  CHECK(orig != NULL);
+  size_t at = 0;
+  for (size_t i = 0; i + 4 < n; i++) if (memcmp(orig + i, "<OME", 4) == 0) { at = i; break; }
+  CHECK(at > 0);
+  size_t xml_len = strlen((const char *)orig + at);
+  uint8_t *buf = malloc(n);
+  uint32_t r = 11;
+  int ok = 0;
+  for (int v = 0; v < 3000; v++) {
+    memcpy(buf, orig, n);
+    for (int k = 0; k < 1 + v % 5; k++) {
+      r = r * 1664525u + 1013904223u;
+      size_t pos = at + (r >> 8) % xml_len;
+      r = r * 1664525u + 1013904223u;
+      const char pool[] = "<>\"'&;=/ Na#x0\n";
+      buf[pos] = (r >> 24) & 1 ? (uint8_t)pool[(r >> 16) % (sizeof pool - 1)] : (uint8_t)(r >> 24);
+    }
+    CHECK(write_bytes(tmp_path("omefuzz.tif"), buf, n));
+    char out[64];
+    int32_t nn = 0, idx[4], k = 0;
+    if (dama_ome_channel_names(tmp_path("omefuzz.tif"), out, sizeof out, &nn) == DAMA_OK) ok++;
+    else CHECK(strstr(dama_last_error(), "omefuzz.tif") != NULL);
+    (void)dama_ome_channel_indices(tmp_path("omefuzz.tif"), "DNA,x", idx, 4, &k);
+  }
+  printf("    %d of 3000 garbled OME-XML descriptions still parsed\n", ok);
+  free(buf);
+  free(orig);
   dama_tensor_release(img);
 }
 
