@@ -275,6 +275,19 @@ DAMA_TEST(tiff_window_reads_of_a_tiled_bigtiff) {
   CHECK(info.bigtiff && info.tiled && info.width == W && info.height == H && info.channels == C);
   CHECK_OK(dama_image_read(path, &full));
   CHECK(same_tensor(img, full));
+  {
+    /* uncompressed, 84 MB: over the 64 MiB above which files are opened by path, not read whole */
+    dama_tensor *again = NULL;
+    const char *raw = tmp_path("big_raw.tif");
+    dama_io_set_fsync(0);
+    CHECK_OK(dama_tiff_write(raw, img, DAMA_TIFF_INTERLEAVED, DAMA_TIFF_NONE, 0, 0, NULL));
+    dama_io_set_fsync(1);
+    CHECK(file_size(raw) > (64 << 20));
+    CHECK_OK(dama_image_read(raw, &again));
+    CHECK(same_tensor(img, again));
+    dama_tensor_release(again);
+    unlink(raw);
+  }
   struct { int64_t x, y, w, h; } wins[] = {{0, 0, 1, 1}, {0, 0, 700, 300}, {255, 255, 2, 2}, {1000, 700, 128, 128},
                                            {2999, 1999, 1, 1}, {2800, 1900, 200, 100}, {17, 1500, 1000, 3}};
   int32_t sel[3] = {6, 0, 3};
