@@ -3,6 +3,7 @@
 #include "dama_internal.h"
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 #ifdef DAMA_USE_DNNL
 #include <dnnl.h>
 #endif
@@ -29,15 +30,57 @@ static dama_status check_args(const char *fn, int trans_a, int trans_b, int64_t 
   return DAMA_OK;
 }
 
+#ifdef DAMA_USE_DNNL
 static void gemm_unchecked(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-#ifdef DAMA_USE_DNNL
   dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 #else
+static void gemm_one(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
               (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-#endif
 }
+
+/* OpenBLAS (pthread build) on libgomp's threads: the product is split into one block of rows (or of
+ * columns) per OpenMP thread and each block runs single-threaded BLAS. Then the nn kernels and the GEMMs
+ * share one thread pool: no OpenBLAS workers spinning (sched_yield) beside idle OpenMP workers, which on
+ * a loaded 2-core machine doubled the CPU time of small models (bench/VIT.md). Small products stay on the
+ * calling thread. Each block packs the shared operand itself: O(K N) extra per thread, small against
+ * O(M N K / threads). */
+#define GEMM_PAR_MIN_FLOPS 4.0e6
+static void gemm_unchecked(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  double flops = 2.0 * (double)M * (double)N * (double)K;
+  if (nt > 1 && flops < GEMM_PAR_MIN_FLOPS * nt) nt = (int)(flops / GEMM_PAR_MIN_FLOPS) + 1;
+  int split_m = M >= N;
+  int64_t len = split_m ? M : N;
+  if (nt > len / 16) nt = (int)(len / 16);
+  int blas_threads = openblas_get_num_threads();
+  if (blas_threads != 1) openblas_set_num_threads(1);
+  if (nt <= 1) {
+    gemm_one(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    /* block edges on multiples of 16 rows/columns (the micro-kernels' widths) */
+    int64_t chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t i0 = (int64_t)omp_get_thread_num() * chunk;
+      int64_t n = len - i0 < chunk ? len - i0 : chunk;
+      if (n > 0) {
+        if (split_m)
+          gemm_one(trans_a, trans_b, n, N, K, alpha, trans_a ? A + i0 : A + i0 * lda, lda, B, ldb, beta,
+                   C + i0 * ldc, ldc);
+        else
+          gemm_one(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + i0 * ldb : B + i0, ldb, beta, C + i0,
+                   ldc);
+      }
+    }
+  }
+  if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+}
+#endif
 
 dama_status dama_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                        int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
