@@ -35,22 +35,25 @@ dama_status dama_io_tiff_read_mem(const char *op, const char *path, const uint8_
 
 enum { BIG_TIFF_BYTES = 64 << 20 };
 
-/* The file's bytes and format; for a TIFF over 64 MiB *data stays NULL (libtiff opens it by path). */
-static dama_status open_image(const char *op, const char *path, uint8_t **data, int64_t *size, int *fmt) {
+/* The file's bytes and format. *data stays NULL for a TIFF that libtiff should open by path (over
+ * 64 MiB, or header_only) and for a .npy (read by io_npy.c). */
+static dama_status open_image(const char *op, const char *path, int header_only, uint8_t **data, int64_t *size,
+                              int *fmt) {
   *data = NULL;
   *size = 0;
   *fmt = DAMA_FMT_UNKNOWN;
   if (!path) return dama_error(DAMA_ERR_ARG, "%s: path is NULL", op);
   struct stat sb;
   if (stat(path, &sb) != 0) return dama_io_err(DAMA_ERR_IO, op, path, "cannot open: %s", strerror(errno));
-  if (S_ISREG(sb.st_mode) && sb.st_size > BIG_TIFF_BYTES) {
+  if (S_ISREG(sb.st_mode) && (header_only || sb.st_size > BIG_TIFF_BYTES)) {
     uint8_t head[16] = {0};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return dama_io_err(DAMA_ERR_IO, op, path, "cannot open: %s", strerror(errno));
     ssize_t got = read(fd, head, sizeof head);
     close(fd);
-    if (got > 0 && dama_io_sniff(head, got) == DAMA_FMT_TIFF) {
-      *fmt = DAMA_FMT_TIFF;
+    int f = got > 0 ? dama_io_sniff(head, got) : DAMA_FMT_UNKNOWN;
+    if (f == DAMA_FMT_TIFF || f == DAMA_FMT_NPY) {
+      *fmt = f;
       return DAMA_OK;
     }
   }
@@ -209,7 +212,7 @@ static dama_status read_any(const char *op, const char *path, dama_image_info *i
   uint8_t *data = NULL;
   int64_t size = 0;
   int fmt = 0;
-  DAMA_TRY(open_image(op, path, &data, &size, &fmt));
+  DAMA_TRY(open_image(op, path, info != NULL, &data, &size, &fmt));
   dama_status st;
   if (fmt == DAMA_FMT_TIFF) {
     st = info ? dama_io_tiff_info_mem(op, path, data, size, info)
