@@ -5,7 +5,9 @@
  *
  * Images are H x W x C (channel fastest), in the file's own dtype: u8, u16, f32 (and f64 / i32 for TIFFs
  * that hold them). A TIFF whose channels are stored one page per channel (e.g. tifffile's (C, H, W)
- * arrays, imaging-mass-cytometry files) or with PlanarConfiguration=2 reads as H x W x C as well.
+ * arrays, imaging-mass-cytometry files), with PlanarConfiguration=2, or as tifffile's default pages of
+ * an (H, W, C) array (DAMA_TIFF_ROW_PAGES) reads as H x W x C as well. Pages marked reduced-resolution
+ * and trailing pages of another size (thumbnails) are not channels.
  * Formats are recognised by their magic bytes, not the file name.
  */
 
@@ -101,6 +103,6 @@ dama_status dama_image_write(const char *path, const dama_tensor *img);
 dama_status dama_npy_load(const char *path, int32_t mmap, dama_tensor **out);
 /* Header only: dtype, ndim and shape (shape has room for 8) and the byte offset of the data. */
 dama_status dama_npy_header(const char *path, int32_t *dtype, int32_t *ndim, int64_t *shape, int64_t *data_offset);
-/* Write any tensor (strided views too) as .npy v1 (v2 if the header needs it); bf16 is
- * DAMA_ERR_UNSUPPORTED (numpy has no bf16). Atomic. */
+/* Write any CPU tensor (strided views too) as .npy v1, header byte-identical to numpy's np.save (data
+ * 64-byte aligned); bf16 is DAMA_ERR_UNSUPPORTED (numpy has no bf16). Atomic. */
 dama_status dama_npy_write(const char *path, const dama_tensor *t);
