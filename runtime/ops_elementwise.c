@@ -471,7 +471,7 @@ dama_status dama_where(dama_tensor **out, const dama_tensor *cond, const dama_te
 
 /* ---- fills ---- */
 
-typedef struct fill_ctx { int elsize; ops_kind mk; dama_dtype mt; union { uint8_t b[8]; float f; } v; } fill_ctx;
+typedef struct fill_ctx { int elsize; ops_kind mk; dama_dtype mt; union { uint8_t b[8]; float f; double d; int64_t i; } v; } fill_ctx;  /* d, i: 8-byte alignment for f64/i64 stores */
 
 static inline void put(char *p, const void *v, int sz) {
   switch (sz) {
