@@ -4,8 +4,11 @@
 
 /* out[N,OC] += bias[OC] per row. Done after the GEMM rather than as a pre-filled beta = 1 GEMM: an
  * OpenMP region right before a GEMM leaves libgomp workers spinning while OpenBLAS's threads start. */
+/* Below this many elements a loop runs on the calling thread: waking OpenMP workers costs more. */
+#define PAR_THRESHOLD 32768
+
 static void add_bias_rows(float *out, const float *bias, int64_t N, int64_t OC) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * OC > PAR_THRESHOLD)
   for (int64_t i = 0; i < N; i++) {
     float *o = out + i * OC;
 #pragma omp simd
@@ -15,7 +18,7 @@ static void add_bias_rows(float *out, const float *bias, int64_t N, int64_t OC) 
 
 /* db[OC] += sum over N rows of d[N,OC]; threads own column blocks, so no reduction is needed. */
 static void column_sums_add(float *db, const float *d, int64_t N, int64_t OC) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * OC > PAR_THRESHOLD)
   for (int64_t c0 = 0; c0 < OC; c0 += 64) {
     int64_t c1 = c0 + 64 < OC ? c0 + 64 : OC;
     float acc[64] = {0};

@@ -3,6 +3,9 @@
 #include "dama_internal.h"
 #include <math.h>
 
+/* Below this many elements a loop runs on the calling thread: waking OpenMP workers costs more. */
+#define PAR_THRESHOLD 32768
+
 /* a*b+c may use FMA (as with -ffp-contract=fast, which -std=c11 turns off). */
 #pragma GCC optimize("fp-contract=fast")
 
@@ -12,7 +15,7 @@ dama_status dama_layernorm_forward(float *out, float *mean, float *rstd, const f
              (long long)N, (long long)C);
   DAMA_CHECK(out && mean && rstd && inp, DAMA_ERR_ARG, "layernorm_forward: out, mean, rstd and inp must not be NULL");
   DAMA_CHECK(eps >= 0.0f, DAMA_ERR_ARG, "layernorm_forward: eps must be >= 0, got %g", (double)eps);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C > PAR_THRESHOLD)
   for (int64_t i = 0; i < N; i++) {
     const float *x = inp + i * C;
     float *o = out + i * C;
@@ -50,7 +53,7 @@ dama_status dama_layernorm_backward(float *dinp, float *dweight, float *dbias, c
   DAMA_CHECK(dout && inp && mean && rstd, DAMA_ERR_ARG,
              "layernorm_backward: dout, inp, mean and rstd must not be NULL");
   if (dinp) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C > PAR_THRESHOLD)
     for (int64_t i = 0; i < N; i++) {
       const float *x = inp + i * C, *g = dout + i * C;
       float *dx = dinp + i * C;
@@ -81,7 +84,7 @@ dama_status dama_layernorm_backward(float *dinp, float *dweight, float *dbias, c
     }
   }
   if (dweight || dbias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C > PAR_THRESHOLD)
     for (int64_t c0 = 0; c0 < C; c0 += 64) {
       int64_t c1 = c0 + 64 < C ? c0 + 64 : C;
       float aw[64] = {0}, ab[64] = {0};
