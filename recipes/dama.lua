@@ -26,8 +26,8 @@ R.defaults = {
   presets = {
     -- a small ViT that visibly learns in a few minutes on 2 CPU cores (the README's main command)
     demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, dec_dim = 64, dec_depth = 2,
-            dec_heads = 2, K = 2, batch = 64, epochs = 8, warmup = 1, blr = 1.5e-3, n_samples = 2048,
-            ckpt_every = 2, grid_every = 2, log_every = 8, out = 'runs/demo'},
+            dec_heads = 2, K = 2, batch = 64, epochs = 24, warmup = 2, blr = 1.5e-3, n_samples = 2048,
+            ckpt_every = 4, grid_every = 8, log_every = 32, out = 'runs/demo'},
     -- seconds: for tests
     tiny = {arch = 'custom', img = 32, patch = 8, dim = 32, depth = 2, heads = 2, dec_dim = 32, dec_depth = 1,
             dec_heads = 2, K = 1, batch = 8, epochs = 2, warmup = 1, blr = 1.5e-3, n_samples = 64, workers = 0,

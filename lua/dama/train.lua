@@ -125,7 +125,8 @@ function T.train(cfg, loader, model, step, opts)
 
   local names = nil
   local metrics = io.open(metrics_path, 'a')
-  local t0, seen0 = now(), 0
+  -- samples/s over the steps since the previous progress line (so start-up costs fade out)
+  local t_last, step_last = now(), global_step
   local total_steps = epochs * iters
   local max_steps = cfg.max_steps and cfg.max_steps > 0 and cfg.max_steps or math.huge
   local last_losses = {}
@@ -166,8 +167,9 @@ function T.train(cfg, loader, model, step, opts)
         metrics:write(to_json(rec), '\n'); metrics:flush()
         local log_every = cfg.log_every or 10
         if global_step % log_every == 0 or global_step == 1 then
-          local dt = now() - t0
-          local sps = (global_step - seen0) * batch / math.max(dt, 1e-9)
+          local t = now()
+          local sps = (global_step - step_last) * batch / math.max(t - t_last, 1e-9)
+          t_last, step_last = t, global_step
           local parts_s = {}
           for _, n in ipairs(names) do parts_s[#parts_s + 1] = string.format('%s %.4f', n, values[n]) end
           local remaining = (math.min(total_steps, max_steps) - global_step) * batch / math.max(sps, 1e-9)
