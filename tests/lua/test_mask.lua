@@ -7,39 +7,13 @@ local M = dama.mask
 
 local FIX = 'tests/reference/fixtures/'
 
--- ---------------------------------------------------------------- a minimal safetensors reader
--- (tensors by name; the header is read with patterns, enough for the fixtures' flat JSON)
-
-local DT = {F32 = 'f32', F64 = 'f64', I64 = 'i64', I32 = 'i32', U8 = 'u8', U16 = 'u16'}
-local SIZE = {f32 = 4, f64 = 8, i64 = 8, i32 = 4, u8 = 1, u16 = 2}
-
-local function open_safetensors(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local bytes = f:read('*a')
-  f:close()
-  local n = 0
-  for i = 8, 1, -1 do n = n * 256 + bytes:byte(i) end
-  local header = bytes:sub(9, 8 + n)
-  local base = 8 + n
-  return function(key)
-    local body = header:match('"' .. key:gsub('%p', '%%%0') .. '"%s*:%s*(%b{})')
-    assert(body, 'fixture has no tensor ' .. key)
-    local dtype = DT[body:match('"dtype"%s*:%s*"(%w+)"')]
-    local shape = {}
-    for d in body:match('"shape"%s*:%s*(%b[])'):gmatch('%d+') do shape[#shape + 1] = tonumber(d) end
-    local b, e = body:match('"data_offsets"%s*:%s*%[%s*(%d+)%s*,%s*(%d+)%s*%]')
-    local t = dama.empty(shape, dtype)
-    assert(tonumber(e) - tonumber(b) == t:numel() * SIZE[dtype], key .. ': size mismatch')
-    ffi.copy(t:data(), ffi.cast('const char *', bytes) + base + tonumber(b), tonumber(e) - tonumber(b))
-    return t
-  end
-end
-
+-- fixture(name)(key) -> the tensor `key` of a committed fixture (read with dama.load)
 local function fixture(name)
-  local get = open_safetensors(FIX .. name)
-  if not get then skip('fixture ' .. name .. ' not found (run from the repository root)') end
-  return get
+  local f = io.open(FIX .. name, 'rb')
+  if not f then skip('fixture ' .. name .. ' not found (run from the repository root)') end
+  f:close()
+  local ts = dama.load(FIX .. name)
+  return function(key) return assert(ts[key], 'fixture has no tensor ' .. key) end
 end
 
 -- ---------------------------------------------------------------- counts
