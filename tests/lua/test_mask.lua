@@ -2,7 +2,6 @@
 -- fixtures (tests/reference/README.md), masks from Lua tables / tensors / FFI loops, the by_score strategy,
 -- and the token gather / unshuffle kernels against dama's generic gather.
 local dama = require 'dama'
-local ffi = require 'ffi'
 local M = dama.mask
 
 local FIX = 'tests/reference/fixtures/'
