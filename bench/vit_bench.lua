@@ -7,6 +7,7 @@
 --   vitb: ViT-B/16 encoder (img 128 -> 64 patches + cls = 65 tokens), batch 32, forward, loss = mean of
 --         the final features squared, backward, AdamW step
 --   tiny: the `preset=demo` MAE shape (img 32, patch 8, dim 96 x 4, decoder 64 x 2), batch 64
+--   gemm: dama_sgemm alone on the workload's GEMM shapes (steps = repetitions), for the "GEMM peak"
 --
 -- Prints one line per timed step ("step <seconds>") and a summary line "result key=value ...": median
 -- seconds per step, samples/s, the step's analytic GEMM FLOPs (the same formula as bench/vit_bench_torch.py:
@@ -38,6 +39,28 @@ local function block_flops(B, T, D, H)
   local lin = 2 * M * (D * 3 * D + D * D + 2 * D * 4 * D)
   local att = 2 * 2 * B * T * T * D       -- q k^T and att v over all heads (H * hd = D)
   return lin, att
+end
+
+-- model=gemm: the GEMM rate on this workload's shapes through dama_sgemm (the "measured GEMM peak" the
+-- step is compared with): out[M,N] = inp[M,K] @ W[N,K]^T, M = 8320 (128 x 65 tokens) and 2080 (ViT-B step).
+if opt.model == 'gemm' then
+  for _, shp in ipairs{{8320, 3072, 768}, {2080, 3072, 768}, {2080, 768, 3072}} do
+    local M, N, K = shp[1], shp[2], shp[3]
+    local a, w, c = dama.randn(M, K), dama.randn(N, K), dama.empty(M, N)
+    local pa, pw, pc = ffi.cast('float*', a:data()), ffi.cast('float*', w:data()), ffi.cast('float*', c:data())
+    local times, cpus = {}, {}
+    for i = 0, opt.steps do
+      local t0, c0 = now(), cpu()
+      dama.C.dama_sgemm(0, 1, M, N, K, 1, pa, K, pw, K, 0, pc, N)
+      if i > 0 then times[i], cpus[i] = now() - t0, cpu() - c0 end
+    end
+    table.sort(times); table.sort(cpus)
+    local f = 2 * M * N * K / 1e9
+    print(string.format('result impl=dama model=gemm threads=%d shape=%dx%dx%d gflops=%.1f gflops_per_core=%.1f ' ..
+      'best_gflops=%.1f backend=%s', dama.get_num_threads(), M, N, K, f / times[math.ceil(#times / 2)],
+      f / cpus[math.ceil(#cpus / 2)], f / times[1], ffi.string(dama.C.dama_gemm_backend())))
+  end
+  os.exit(0)
 end
 
 local cfg = {}

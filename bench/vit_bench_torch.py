@@ -126,6 +126,23 @@ def main():
     torch.set_num_threads(opt["threads"])
     torch.manual_seed(opt["seed"])
     name = opt["model"]
+    if name == "gemm":  # torch.nn.functional.linear without bias on the same shapes as vit_bench.lua model=gemm
+        for M, N, K in ((8320, 3072, 768), (2080, 3072, 768), (2080, 768, 3072)):
+            a, w = torch.randn(M, K), torch.randn(N, K)
+            times, cpus = [], []
+            for i in range(opt["steps"] + 1):
+                t0, c0 = time.perf_counter(), time.process_time()
+                F.linear(a, w)
+                if i:
+                    times.append(time.perf_counter() - t0)
+                    cpus.append(time.process_time() - c0)
+            times.sort()
+            cpus.sort()
+            f = 2 * M * N * K / 1e9
+            print("result impl=torch model=gemm threads=%d shape=%dx%dx%d gflops=%.1f gflops_per_core=%.1f best_gflops=%.1f"
+                  % (torch.get_num_threads(), M, N, K, f / times[(len(times) - 1) // 2], f / cpus[(len(cpus) - 1) // 2],
+                     f / times[0]))
+        return
     if name in ("mae", "tiny"):
         s = (dict(img=128, patch=16, chans=7, dim=384, depth=12, heads=6, dec_dim=512, dec_depth=8, dec_heads=16)
              if name == "mae" else
