@@ -18,6 +18,11 @@ void dama_test_register(const char *name, dama_test_fn fn);
 void dama_test_fail(const char *file, int line, const char *fmt, ...);
 void dama_test_skip(const char *why);
 int dama_test_failed_now(void);
+/* A path for `name` inside a fresh per-process temporary folder (removed at exit); thread-safe, the
+ * returned buffer stays valid for the next 7 calls on the same thread. */
+const char *dama_test_tmp_path(const char *name);
+/* The shared real-data folder (../shared/data beside the checkout, or /work/shared/data), or NULL. */
+const char *dama_test_data_dir(void);
 
 #define DAMA_TEST(name)                                                              \
   static void test_##name(void);                                                     \

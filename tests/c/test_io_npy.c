@@ -11,44 +11,8 @@
 
 #define FIXTURE(name) DAMA_SOURCE_ROOT "/tests/fixtures/io/" name
 
-static char g_dir[256];
-static void rm_dir(void) {
-  DIR *d = opendir(g_dir);
-  if (!d) return;
-  struct dirent *e;
-  char p[600];
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.') continue;
-    snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-    unlink(p);
-  }
-  closedir(d);
-  rmdir(g_dir);
-}
-static const char *tmp_path(const char *name) {
-  static char buf[4][600];
-  static int k;
-  if (!g_dir[0]) {
-    strcpy(g_dir, "/tmp/dama_test_io_npy_XXXXXX");
-    if (!mkdtemp(g_dir)) return NULL;
-    atexit(rm_dir);
-  }
-  char *b = buf[k++ & 3];
-  snprintf(b, 600, "%s/%s", g_dir, name);
-  return b;
-}
-static const char *data_dir(void) {
-  static char dir[512];
-  const char *cands[2] = {DAMA_SOURCE_ROOT "/../shared/data", "/work/shared/data"};
-  for (int i = 0; i < 2; i++) {
-    struct stat sb;
-    if (stat(cands[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
-      snprintf(dir, sizeof dir, "%s", cands[i]);
-      return dir;
-    }
-  }
-  return NULL;
-}
+#define tmp_path dama_test_tmp_path   /* shared helpers of tests/c/dama_test.c */
+#define data_dir dama_test_data_dir
 static int write_bytes(const char *p, const void *d, size_t n) {
   FILE *f = fopen(p, "wb");
   if (!f) return 0;
