@@ -22,7 +22,8 @@ function M.last_error()
   return ffi.string(C.dama_last_error())
 end
 
--- Raise the current C error (level 3: the caller of the binding function).
+-- Raise the current C error. The message already names the operation, so it carries no file:line of
+-- the binding's internals (level 0); the traceback shows the caller.
 function M.raise(status, level)
   local msg = ffi.string(C.dama_last_error())
   if status == DAMA_ERR_INTERRUPTED then
@@ -30,11 +31,11 @@ function M.raise(status, level)
     if msg == '' then msg = 'interrupted' end
   end
   if msg == '' then msg = ffi.string(C.dama_status_name(status)) end
-  error(msg, level or 3)
+  error(msg, level or 0)
 end
 
 function M.check(status)
-  if status ~= 0 then M.raise(status, 3) end
+  if status ~= 0 then M.raise(status) end
 end
 
 -- Call f(...) and retry once after a full collection if it ran out of memory.
@@ -44,7 +45,7 @@ function M.call(f, ...)
     collectgarbage('collect'); collectgarbage('collect')
     s = f(...)
   end
-  if s ~= 0 then M.raise(s, 3) end
+  if s ~= 0 then M.raise(s) end
 end
 
 return M
