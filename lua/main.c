@@ -319,8 +319,21 @@ static int run_script(lua_State *L, int argc, char **argv, int n)
   return 0;
 }
 
+/* libgomp reads OMP_WAIT_POLICY once, when it is loaded. Its default (spin before sleeping) makes idle
+ * OpenMP workers and the single-threaded BLAS calls they share the cores with fight over 2 cores: the
+ * demo ran at ~60 samples/s spinning against ~420 passive (bench/VIT.md). So unless the user chose a
+ * policy, restart once with PASSIVE set; a failed exec just carries on. */
+static void prefer_passive_openmp(char **argv)
+{
+  if (getenv("OMP_WAIT_POLICY") || getenv("DAMA_NO_REEXEC")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  setenv("DAMA_NO_REEXEC", "1", 1);
+  execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+  prefer_passive_openmp(argv);
   options o;
   memset(&o, 0, sizeof o);
   if (collect_args(argc, argv, &o) < 0) {
