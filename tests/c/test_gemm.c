@@ -1,6 +1,7 @@
 /* dama_sgemm against a naive double loop: all four transpose combinations, odd sizes, padded leading
  * dims, alpha/beta, the strided-batched variant and argument validation. */
 #include "dama_test.h"
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,24 @@ static int check_one(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t pa
     for (int64_t j = N; j < ldc; j++) if (C1[i * ldc + j] != C2[i * ldc + j]) ok = 0;
   free(A); free(B); free(C1); free(C2);
   return ok;
+}
+
+/* Products big enough to be split into one block of rows (M >= N) or of columns (N > M) per OpenMP
+ * thread, with block edges that do not fall on the sizes' multiples. */
+DAMA_TEST(sgemm_split_across_threads) {
+  const int64_t sizes[][3] = {{300, 257, 70}, {70, 300, 257}, {515, 129, 97}};
+  int saved = omp_get_max_threads();
+  for (int nt = 2; nt <= 3; nt++) {
+    omp_set_num_threads(nt);
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+          if (!check_one(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], 5)) {
+            omp_set_num_threads(saved);
+            CHECK_MSG(0, "split sgemm mismatch with %d threads", nt);
+          }
+  }
+  omp_set_num_threads(saved);
 }
 
 DAMA_TEST(sgemm_all_transposes_odd_sizes) {
