@@ -62,29 +62,32 @@ typedef struct mm_batch {
   int64_t m, n, k;
 } mm_batch;
 
+/* rows [r0, r0 + rows) of product bi */
+static void mm_rows(const mm_batch *c, int64_t bi, int64_t r0, int64_t rows) {
+  const mat_operand *A = c->A, *B = c->B;
+  const CBLAS_TRANSPOSE ta = A->trans ? CblasTrans : CblasNoTrans, tb = B->trans ? CblasTrans : CblasNoTrans;
+  const int n = (int)c->n, k = (int)c->k;
+  int64_t ao = 0, bo = 0, rem = bi;
+  for (int32_t i = c->nb - 1; i >= 0; i--) {
+    const int64_t x = rem % c->bshape[i];
+    rem /= c->bshape[i];
+    ao += x * A->bstride[i];
+    bo += x * B->bstride[i];
+  }
+  ao += A->trans ? r0 : r0 * A->ld;           /* row r0 of op(A) */
+  const int64_t co = bi * c->m * c->n + r0 * c->n;
+  if (c->dt == DAMA_F32)
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)rows, n, k, 1.0f, (const float *)(const void *)c->abase + ao, (int)A->ld,
+                (const float *)(const void *)c->bbase + bo, (int)B->ld, 0.0f, (float *)(void *)c->cbase + co, n);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, (int)rows, n, k, 1.0, (const double *)(const void *)c->abase + ao, (int)A->ld,
+                (const double *)(const void *)c->bbase + bo, (int)B->ld, 0.0, (double *)(void *)c->cbase + co, n);
+}
+
 /* products [b, e) of the batch */
 static void mm_range(void *vctx, int64_t b, int64_t e) {
   const mm_batch *c = vctx;
-  const mat_operand *A = c->A, *B = c->B;
-  const CBLAS_TRANSPOSE ta = A->trans ? CblasTrans : CblasNoTrans, tb = B->trans ? CblasTrans : CblasNoTrans;
-  const int m = (int)c->m, n = (int)c->n, k = (int)c->k;
-  for (int64_t bi = b; bi < e; bi++) {
-    int64_t ao = 0, bo = 0, rem = bi;
-    for (int32_t i = c->nb - 1; i >= 0; i--) {
-      const int64_t x = rem % c->bshape[i];
-      rem /= c->bshape[i];
-      ao += x * A->bstride[i];
-      bo += x * B->bstride[i];
-    }
-    if (c->dt == DAMA_F32)
-      cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, (const float *)(const void *)c->abase + ao, (int)A->ld,
-                  (const float *)(const void *)c->bbase + bo, (int)B->ld, 0.0f,
-                  (float *)(void *)c->cbase + bi * c->m * c->n, n);
-    else
-      cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, (const double *)(const void *)c->abase + ao, (int)A->ld,
-                  (const double *)(const void *)c->bbase + bo, (int)B->ld, 0.0,
-                  (double *)(void *)c->cbase + bi * c->m * c->n, n);
-  }
+  for (int64_t bi = b; bi < e; bi++) mm_rows(c, bi, 0, c->m);
 }
 
 static dama_status gemm_batches(const char *op, dama_dtype dt, const mat_operand *A, const mat_operand *B,
@@ -122,9 +125,14 @@ static dama_status gemm_batches(const char *op, dama_dtype dt, const mat_operand
     openblas_set_num_threads(blas_threads);
     return s;
   }
+  /* big products run as panels of rows so Ctrl-C stops them within a fraction of the call (each panel
+   * repacks op(B): O(k n) against O(panel k n) work) */
+  const int64_t panel = m * n * k > ((int64_t)1 << 28) ? 256 : m;
   for (int64_t bi = 0; bi < batch; bi++) {
-    if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
-    mm_range(&mb, bi, bi + 1);
+    for (int64_t r0 = 0; r0 < m; r0 += panel) {
+      if (dama_interrupt_pending()) return dama_error(DAMA_ERR_INTERRUPTED, "%s: interrupted", op);
+      mm_rows(&mb, bi, r0, m - r0 < panel ? m - r0 : panel);
+    }
   }
   return DAMA_OK;
 }

@@ -179,3 +179,37 @@ DAMA_TEST(interrupt_between_batches) {
   CHECK_ERRMSG("matmul: interrupted");
   dama_tensor_release(a); dama_tensor_release(b);
 }
+
+/* Products above 2^28 multiply-adds run as 256-row panels (so Ctrl-C can stop them): rows on both sides
+ * of each panel edge must match a naive product, for a plain and a transposed left operand. */
+static int rows_match(const dama_tensor *c, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t k,
+                      int64_t n) {
+  const float *pc = dama_data_ptr(c);
+  const int64_t rows[] = {0, 255, 256, 511, 512, 599};
+  for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t q = 0; q < k; q++) s += (double)a[rows[r] * a_rs + q * a_cs] * (double)b[q * n + j];
+      if (fabs(s - pc[rows[r] * n + j]) > 1e-4 * (1 + fabs(s))) return 0;
+    }
+  return 1;
+}
+
+DAMA_TEST(big_products_in_row_panels) {
+  const int64_t M = 600, K = 700, N = 700;
+  const int64_t sa[2] = {M, K}, sat[2] = {K, M}, sb[2] = {K, N};
+  dama_tensor *a = rnd(DAMA_F32, 2, sa, 3), *b = rnd(DAMA_F32, 2, sb, 4), *at = rnd(DAMA_F32, 2, sat, 5);
+  dama_tensor *c = NULL, *t = NULL, *c2 = NULL;
+  CHECK_OK(dama_matmul(&c, a, b));
+  CHECK(rows_match(c, dama_data_ptr(a), K, 1, dama_data_ptr(b), K, N));
+  CHECK_OK(dama_transpose(&t, at, 0, 1));
+  CHECK_OK(dama_matmul(&c2, t, b));
+  CHECK(rows_match(c2, dama_data_ptr(at), 1, M, dama_data_ptr(b), K, N));
+  dama_tensor *c3 = NULL;
+  dama_interrupt_request();
+  dama_status st = dama_matmul(&c3, a, b);
+  dama_interrupt_clear();
+  CHECK(st == DAMA_ERR_INTERRUPTED && c3 == NULL);
+  dama_tensor_release(a); dama_tensor_release(b); dama_tensor_release(at); dama_tensor_release(t);
+  dama_tensor_release(c); dama_tensor_release(c2);
+}
