@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,19 @@ static char *read_line(int first, int *cancelled)
   *cancelled = 0;
   dama_host_take_prompt_interrupt(); /* a press that landed between two chunks does not count */
   if (is_tty) {
+    errno = 0;
     line = readline(first ? PROMPT1 : PROMPT2);
+    int err = errno;
     if (dama_host_take_prompt_interrupt()) *cancelled = 1;
+    if (line == NULL) {
+      /* NULL is Ctrl-D or Ctrl-C. libedit passes Ctrl-C on by re-sending it to the process group, so our
+       * handler may run just after readline returned: wait 50 ms and drain it here, so the press neither
+       * reads as end of input (quitting the REPL) nor lands in the next readline (cancelling the line the
+       * user types next). */
+      struct timespec ts = {0, 50 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      if (dama_host_take_prompt_interrupt() || err == EINTR) *cancelled = 1;
+    }
   } else {
     line = read_plain_line(cancelled);
   }
