@@ -142,20 +142,24 @@ static dama_status parse_header(const char *op, const char *path, const uint8_t 
   if (st == DAMA_OK) st = parse_shape(op, path, sh, h);
   free(dict);
   if (st != DAMA_OK) return st;
-  int64_t numel = 1;
+  char shp[200];
+  int k = snprintf(shp, sizeof shp, "(");
+  for (int i = 0; i < h->ndim && k < (int)sizeof shp - 24; i++)
+    k += snprintf(shp + k, sizeof shp - (size_t)k, "%s%lld", i ? ", " : "", (long long)h->shape[i]);
+  snprintf(shp + k, sizeof shp - (size_t)k, ")");
+  /* Both the element count and the product of the nonzero sizes (what the strides reach, even when
+   * a zero-size dim makes the array empty) must stay far from int64_t overflow. */
+  int64_t numel = 1, extent = 1;
   for (int i = 0; i < h->ndim; i++) {
-    if (h->shape[i] != 0 && numel > INT64_MAX / 16 / h->shape[i])
-      return dama_io_err(DAMA_ERR_FORMAT, op, path, "shape is too large");
+    if (h->shape[i] != 0 && extent > INT64_MAX / 16 / h->shape[i])
+      return dama_io_err(DAMA_ERR_FORMAT, op, path,
+                         "'shape' %s in the header is too large (its nonzero sizes multiply past 2^59)", shp);
+    if (h->shape[i] != 0) extent *= h->shape[i];
     numel *= h->shape[i];
   }
   h->offset = start + hlen;
   h->nbytes = numel * dama_dtype_size(h->dtype);
   if (h->offset + h->nbytes > file_size) {
-    char shp[128];
-    int k = snprintf(shp, sizeof shp, "(");
-    for (int i = 0; i < h->ndim && k < (int)sizeof shp - 24; i++)
-      k += snprintf(shp + k, sizeof shp - (size_t)k, "%s%lld", i ? ", " : "", (long long)h->shape[i]);
-    snprintf(shp + k, sizeof shp - (size_t)k, ")");
     return dama_io_err(DAMA_ERR_FORMAT, op, path,
                        "truncated: shape %s needs %lld data bytes after the %lld-byte header, the file has %lld",
                        shp, (long long)h->nbytes, (long long)h->offset, (long long)(file_size - h->offset));

@@ -49,17 +49,55 @@ void dama_contiguous_strides(int32_t ndim, const int64_t *shape, int64_t *stride
   for (int32_t i = ndim - 1; i >= 0; i--) { strides[i] = s; s *= shape[i] > 0 ? shape[i] : 1; }
 }
 
+/* The largest element count (and, with zero-size dims counted as 1, the largest stride product) a
+ * tensor may have: byte offsets of 8-byte elements must fit in int64_t. */
+#define DAMA_MAX_NUMEL (INT64_MAX / 8)
+
+/* "2^93" for a product of powers of two, else "about 2^92.6" (log2 of the product of sizes, counting
+ * zeros as 1 when `skip_zeros`). */
+static const char *log2_product_str(int32_t ndim, const int64_t *shape, char *buf, size_t len) {
+  double l2 = 0;
+  bool exact = true;
+  for (int32_t i = 0; i < ndim; i++) {
+    if (shape[i] <= 1) continue;
+    l2 += log2((double)shape[i]);
+    if ((shape[i] & (shape[i] - 1)) != 0) exact = false;
+  }
+  if (exact) snprintf(buf, len, "2^%.0f", l2);
+  else snprintf(buf, len, "about 2^%.1f", l2);
+  return buf;
+}
+
+/* Checks a shape before anything is allocated: dims in range, sizes >= 0, and both the element count
+ * and the product of the nonzero sizes (which the strides reach) small enough that no index or byte
+ * offset overflows int64_t. Errors name the operation and the shape. */
 static dama_status check_shape(const char *op, int32_t ndim, const int64_t *shape, int64_t *numel) {
   if (ndim < 0 || ndim > DAMA_MAX_DIMS)
     return dama_error(DAMA_ERR_SHAPE, "%s: expected 0 to %d dims, got %d", op, DAMA_MAX_DIMS, ndim);
-  int64_t n = 1;
+  int64_t n = 1, extent = 1;
+  bool too_big = false;
   for (int32_t i = 0; i < ndim; i++) {
     if (shape[i] < 0)
       return dama_error(DAMA_ERR_SHAPE, "%s: size of dim %d must be >= 0, got %lld", op, i, (long long)shape[i]);
-    if (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])
-      return dama_error(DAMA_ERR_SHAPE, "%s: tensor too large", op);
-    n *= shape[i];
+    if (shape[i] > 0) {
+      if (extent > DAMA_MAX_NUMEL / shape[i]) too_big = true;
+      else extent *= shape[i];
+    }
   }
+  if (too_big) {
+    char sb[200], lb[40];
+    ops_shape_str(ndim, shape, sb, sizeof sb);
+    log2_product_str(ndim, shape, lb, sizeof lb);
+    bool has_zero = false;
+    for (int32_t i = 0; i < ndim; i++) has_zero |= shape[i] == 0;
+    if (has_zero)
+      return dama_error(DAMA_ERR_SHAPE,
+                        "%s: shape %s is too large: its nonzero sizes multiply to %s, more than 2^60 - 1 "
+                        "(its strides would overflow a 64-bit integer)", op, sb, lb);
+    return dama_error(DAMA_ERR_SHAPE, "%s: shape %s has %s elements, more than 2^60 - 1 (the most a tensor can hold)",
+                      op, sb, lb);
+  }
+  for (int32_t i = 0; i < ndim; i++) n *= shape[i];
   *numel = n;
   return DAMA_OK;
 }
@@ -107,9 +145,15 @@ static dama_status check_device(const char *op, dama_device dev) {
 /* ---- creation ---- */
 
 dama_status dama_empty(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev) {
+  return dama_empty_op(out, "empty", ndim, shape, dtype, dev);
+}
+
+dama_status dama_empty_op(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                          dama_device dev) {
   *out = NULL;
-  DAMA_TRY(check_device("empty", dev));
-  return new_contiguous(out, "empty", ndim, shape, dtype);
+  if (!op) op = "empty";
+  DAMA_TRY(check_device(op, dev));
+  return new_contiguous(out, op, ndim, shape, dtype);
 }
 
 dama_status dama_zeros(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev) {
@@ -283,13 +327,16 @@ static dama_status infer_shape(const char *op, const dama_tensor *t, int32_t ndi
       infer = i;
     } else if (shape[i] < 0) {
       return dama_error(DAMA_ERR_SHAPE, "%s: invalid size %lld in dim %d", op, (long long)shape[i], i);
+    } else if (shape[i] > 0 && known > DAMA_MAX_NUMEL / shape[i]) {
+      known = DAMA_MAX_NUMEL;   /* too large: check_shape below says so, naming the shape */
     } else known *= shape[i];
   }
   if (infer >= 0) {
     if (known == 0 || n % known != 0) goto mismatch;
     resolved[infer] = n / known;
   } else if (known != n) goto mismatch;
-  return DAMA_OK;
+  int64_t unused = 0;
+  return check_shape(op, ndim, resolved, &unused);   /* zero-size dims beside huge ones: strides overflow */
 mismatch : {
   dama_tensor tmp = *t;
   dama_shape_str(&tmp, a, sizeof a);

@@ -174,7 +174,12 @@ local M = {}   -- module-level functions (dama.zeros, ...), merged into `dama` b
 
 function M.empty(...) local n, s, dt, dev = parse_shape_args('empty', ...) return new1(C.dama_empty, n, s, dt, dev) end
 function M.zeros(...) local n, s, dt, dev = parse_shape_args('zeros', ...) return new1(C.dama_zeros, n, s, dt, dev) end
-function M.ones(...) local n, s, dt, dev = parse_shape_args('ones', ...) return new1(C.dama_full, n, s, 1, dt, dev) end
+function M.ones(...)
+  local n, s, dt, dev = parse_shape_args('ones', ...)
+  local t = new1(C.dama_empty_op, 'ones', n, s, dt, dev)   -- errors say `ones:`, not `full:`
+  call(C.dama_fill_, t._c, 1)
+  return t
+end
 function M.full(shape, value, dtype)
   if type(value) ~= 'number' then error('full: expected a number as the fill value, got ' .. type(value), 2) end
   local n, s, dt, dev
@@ -245,12 +250,17 @@ function M.set_rng_state(s)
   r.seed = s.seed; r.offset = s.offset
 end
 
-function M.rand(...) local t = M.empty(...) call(C.dama_uniform_, t._c, 0, 1, nil) return t end
-function M.randn(...) local t = M.empty(...) call(C.dama_normal_, t._c, 0, 1, nil) return t end
+-- an empty tensor whose shape errors name the calling function (`randn: shape [...] has 2^93 elements`)
+local function empty_for(op, ...)
+  local n, s, dt, dev = parse_shape_args(op, ...)
+  return new1(C.dama_empty_op, op, n, s, dt, dev)
+end
+function M.rand(...) local t = empty_for('rand', ...) call(C.dama_uniform_, t._c, 0, 1, nil) return t end
+function M.randn(...) local t = empty_for('randn', ...) call(C.dama_normal_, t._c, 0, 1, nil) return t end
 -- randint(low, high, shape, [dtype]) or randint(high, shape): integers in [low, high), i64 by default
 function M.randint(low, high, shape, dtype)
   if type(high) == 'table' then low, high, shape, dtype = 0, low, high, shape end
-  local t = M.empty(shape, dtype or 'i64')
+  local t = empty_for('randint', shape, dtype or 'i64')
   call(C.dama_randint_, t._c, low, high, nil)
   return t
 end

@@ -91,6 +91,9 @@ void dama_memory_set_limit(int64_t bytes);
 
 /* ---- creation ---- */
 dama_status dama_empty(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev);
+/* dama_empty whose errors name `op` (e.g. "randn: shape [...] has 2^93 elements, ...") */
+dama_status dama_empty_op(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                          dama_device dev);
 dama_status dama_zeros(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev);
 dama_status dama_full(dama_tensor **out, int32_t ndim, const int64_t *shape, double value, dama_dtype dtype, dama_device dev);
 /* Copy n elements of `src_dtype` from host memory into a new contiguous tensor of `dtype`. */

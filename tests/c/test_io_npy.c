@@ -243,3 +243,39 @@ DAMA_TEST(npy_bbbc048_arrays) {
   CHECK_MSG(mx == 3161, "max %d", mx);
   dama_tensor_release(a);
 }
+
+/* A header whose shape has a zero-size dim beside a huge one: the array is empty, but the strides of
+ * (0, 2, 2^63 - 1) overflow int64_t (UBSan). The reader refuses it, naming the file and the field. */
+static void write_npy_with_shape(const char *p, const char *shape) {
+  char dict[128];
+  int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
+  while ((10 + n + 1) % 64) dict[n++] = ' ';
+  dict[n++] = '\n';
+  uint8_t head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(n & 0xff), (uint8_t)(n >> 8)};
+  FILE *f = fopen(p, "wb");
+  if (!f) return;
+  fwrite(head, 1, 10, f);
+  fwrite(dict, 1, (size_t)n, f);
+  fclose(f);
+}
+
+DAMA_TEST(npy_zero_dim_beside_huge_dim_is_refused) {
+  const char *p = tmp_path("zero_huge.npy");
+  dama_tensor *t = NULL;
+  const char *shapes[] = {"(0, 2, 9223372036854775807)", "(0, 4611686018427387904, 4)", "(9223372036854775807, 0)"};
+  for (int i = 0; i < 3; i++) {
+    write_npy_with_shape(p, shapes[i]);
+    for (int mm = 0; mm < 2; mm++) {
+      CHECK_STATUS(dama_npy_load(p, mm, &t), DAMA_ERR_FORMAT);
+      CHECK_MSG(strstr(dama_last_error(), "zero_huge.npy") && strstr(dama_last_error(), "'shape'") &&
+                    strstr(dama_last_error(), shapes[i]), "%s", dama_last_error());
+    }
+    int32_t nd = 0;
+    CHECK_STATUS(dama_npy_header(p, NULL, &nd, NULL, NULL), DAMA_ERR_FORMAT);
+  }
+  /* an honest empty array still loads */
+  write_npy_with_shape(p, "(0, 3)");
+  CHECK_OK(dama_npy_load(p, 0, &t));
+  CHECK(t->ndim == 2 && t->shape[0] == 0 && t->shape[1] == 3);
+  dama_tensor_release(t);
+}

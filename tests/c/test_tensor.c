@@ -136,3 +136,35 @@ DAMA_TEST(bad_inputs) {
   CHECK(d == DAMA_BF16);
   CHECK(t == NULL);
 }
+
+/* A zero-size dim beside huge ones holds no elements, but its contiguous strides would overflow int64_t
+ * (UBSan: signed overflow in dama_contiguous_strides); huge shapes name the function and the shape. */
+DAMA_TEST(huge_shapes_fail_naming_the_function_and_shape) {
+  dama_tensor *t = NULL;
+  int64_t zero_huge[3] = {0, (int64_t)1 << 62, 4};
+  CHECK_STATUS(dama_zeros(&t, 3, zero_huge, DAMA_F32, CPU), DAMA_ERR_SHAPE);
+  CHECK(t == NULL);
+  CHECK_MSG(strstr(dama_last_error(), "zeros: shape [0, 4611686018427387904, 4] is too large") != NULL, "%s",
+            dama_last_error());
+  CHECK_MSG(strstr(dama_last_error(), "2^64") != NULL, "%s", dama_last_error());
+  int64_t npy_like[3] = {0, 2, INT64_MAX};
+  CHECK_STATUS(dama_empty(&t, 3, npy_like, DAMA_F32, CPU), DAMA_ERR_SHAPE);
+  int64_t cube[3] = {(int64_t)1 << 31, (int64_t)1 << 31, (int64_t)1 << 31};
+  CHECK_STATUS(dama_empty_op(&t, "randn", 3, cube, DAMA_F32, CPU), DAMA_ERR_SHAPE);
+  CHECK_MSG(strstr(dama_last_error(), "randn: shape [2147483648, 2147483648, 2147483648] has 2^93 elements, more "
+                                      "than 2^60 - 1") != NULL, "%s", dama_last_error());
+  int64_t odd[2] = {3000000000LL, 3000000000LL};
+  CHECK_STATUS(dama_full(&t, 2, odd, 1.0, DAMA_F32, CPU), DAMA_ERR_SHAPE);
+  CHECK_MSG(strstr(dama_last_error(), "full: shape [3000000000, 3000000000] has about 2^63.0 elements") != NULL, "%s",
+            dama_last_error());
+  /* the largest tensors that pass the check are still just an allocation (here a zero-size one) */
+  int64_t big_zero[3] = {0, (int64_t)1 << 30, (int64_t)1 << 29};
+  CHECK_OK(dama_empty(&t, 3, big_zero, DAMA_F32, CPU));
+  CHECK(dama_numel(t) == 0);
+  /* reshaping an empty tensor to such a shape is checked the same way */
+  dama_tensor *r = NULL;
+  CHECK_STATUS(dama_reshape(&r, t, 3, zero_huge), DAMA_ERR_SHAPE);
+  CHECK_MSG(strstr(dama_last_error(), "reshape: shape [0, 4611686018427387904, 4] is too large") != NULL, "%s",
+            dama_last_error());
+  dama_tensor_release(t);
+}
