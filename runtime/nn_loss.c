@@ -8,21 +8,25 @@
 
 #define CHECK_N(fn, n) DAMA_CHECK((n) > 0, DAMA_ERR_ARG, fn ": n must be positive, got %lld", (long long)(n))
 
-dama_status dama_mse_loss_forward(float *loss, const float *pred, const float *target, int64_t n) {
-  CHECK_N("mse_loss_forward", n);
-  DAMA_CHECK(loss && pred && target, DAMA_ERR_ARG, "mse_loss_forward: loss, pred and target must not be NULL");
+dama_status dama_sq_error_forward(float *loss, const float *pred, const float *target, int64_t n, int reduction) {
+  CHECK_N("sq_error_forward", n);
+  DAMA_CHECK(loss && pred && target, DAMA_ERR_ARG, "sq_error_forward: loss, pred and target must not be NULL");
+  DAMA_CHECK(reduction == 0 || reduction == 1, DAMA_ERR_ARG,
+             "sq_error_forward: reduction must be 0 (sum) or 1 (mean), got %d", reduction);
   double acc = 0.0;
 #pragma omp parallel for reduction(+ : acc) schedule(static)
   for (int64_t i = 0; i < n; i++) { double d = (double)pred[i] - (double)target[i]; acc += d * d; }
-  *loss = (float)(acc / (double)n);
+  *loss = (float)(reduction == 1 ? acc / (double)n : acc);
   return DAMA_OK;
 }
 
-dama_status dama_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, int64_t n,
-                                   float dloss) {
-  CHECK_N("mse_loss_backward", n);
-  DAMA_CHECK(pred && target, DAMA_ERR_ARG, "mse_loss_backward: pred and target must not be NULL");
-  const float s = 2.0f * dloss / (float)n;
+dama_status dama_sq_error_backward(float *dpred, float *dtarget, const float *pred, const float *target, int64_t n,
+                                   int reduction, float dloss) {
+  CHECK_N("sq_error_backward", n);
+  DAMA_CHECK(pred && target, DAMA_ERR_ARG, "sq_error_backward: pred and target must not be NULL");
+  DAMA_CHECK(reduction == 0 || reduction == 1, DAMA_ERR_ARG,
+             "sq_error_backward: reduction must be 0 (sum) or 1 (mean), got %d", reduction);
+  const float s = reduction == 1 ? 2.0f * dloss / (float)n : 2.0f * dloss;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float g = s * (pred[i] - target[i]);
@@ -30,6 +34,19 @@ dama_status dama_mse_loss_backward(float *dpred, float *dtarget, const float *pr
     if (dtarget) dtarget[i] -= g;
   }
   return DAMA_OK;
+}
+
+dama_status dama_mse_loss_forward(float *loss, const float *pred, const float *target, int64_t n) {
+  CHECK_N("mse_loss_forward", n);
+  DAMA_CHECK(loss && pred && target, DAMA_ERR_ARG, "mse_loss_forward: loss, pred and target must not be NULL");
+  return dama_sq_error_forward(loss, pred, target, n, 1);
+}
+
+dama_status dama_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, int64_t n,
+                                   float dloss) {
+  CHECK_N("mse_loss_backward", n);
+  DAMA_CHECK(pred && target, DAMA_ERR_ARG, "mse_loss_backward: pred and target must not be NULL");
+  return dama_sq_error_backward(dpred, dtarget, pred, target, n, 1, dloss);
 }
 
 static dama_status check_sl1(const char *fn, int64_t n, float beta, int reduction) {

@@ -134,7 +134,7 @@ function loss.feature_target(feats, K)
   return F.softmax(acc / K)
 end
 
--- Feature regression (spec §3.2): SmoothL1(β) summed over features and over all N×(1+K) token slots
+-- Feature regression (spec §3.2): SmoothL1(β) (β = 0: squared error, as the reference) summed over features and over all N×(1+K) token slots
 -- (paired slot by slot, cls included), no stop-gradient on the target.
 function loss.feature(student, feats, K, beta, opts)
   opts = opts or {}
@@ -145,7 +145,10 @@ function loss.feature(student, feats, K, beta, opts)
     error(string.format('feature loss: student %s and target %s differ', student:shape_string(),
       target:shape_string()), 2)
   end
-  return F.smooth_l1_loss(student, target, beta or 2, opts.reduction or 'sum')
+  beta = beta or 2
+  -- The reference (builder_sampling.py) switches to a summed MSE at loss_beta = 0; SmoothL1 with beta 0 would be L1.
+  if beta == 0 then return F.mse_loss(student, target, opts.reduction or 'sum') end
+  return F.smooth_l1_loss(student, target, beta, opts.reduction or 'sum')
 end
 
 return M

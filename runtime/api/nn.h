@@ -106,6 +106,11 @@ dama_status dama_mse_loss_forward(float *loss, const float *pred, const float *t
 /* dpred += dloss * 2 (pred - target) / n; dtarget += the negative (either may be NULL). */
 dama_status dama_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, int64_t n,
                                    float dloss);
+/* Squared error with a reduction: 0 = sum of (pred - target)^2 (the reference's loss_beta = 0 feature loss),
+ * 1 = mean (= dama_mse_loss_forward). Backward: dpred += dloss * 2 (pred - target) [/ n]; dtarget the negative. */
+dama_status dama_sq_error_forward(float *loss, const float *pred, const float *target, int64_t n, int reduction);
+dama_status dama_sq_error_backward(float *dpred, float *dtarget, const float *pred, const float *target, int64_t n,
+                                   int reduction, float dloss);
 /* Smooth L1 (torch semantics): 0.5 d^2 / beta if |d| < beta else |d| - beta/2; beta = 0 is L1.
  * reduction: 0 = sum, 1 = mean. */
 dama_status dama_smooth_l1_loss_forward(float *loss, const float *pred, const float *target, int64_t n, float beta,

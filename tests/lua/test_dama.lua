@@ -18,10 +18,26 @@ local function rel_err(a, b)
   return (a:double() - b:double()):abs():amax():item() / scale
 end
 
-for _, mode in ipairs{'per_sample', 'union'} do
-  test('one DAMA step matches the PyTorch reference: ' .. mode, function()
-    local ts = dama.checkpoint.load_tensors(FIX .. 'dama_step_' .. mode .. '.safetensors')
-    local cfg = small_cfg(mode)
+-- The paper's L = 64 (img 64, patch 8, mask 0.8 -> K = 12), small widths (make_fixtures.py L64)
+local function l64_cfg(mode)
+  local c = small_cfg(mode)
+  c.img, c.chans, c.dim, c.depth, c.heads, c.dec_dim, c.dec_depth, c.dec_heads, c.mask = 64, 3, 32, 2, 2, 16, 1, 2, 0.8
+  return c
+end
+
+local cases = {
+  {name = 'per_sample', file = 'dama_step_per_sample', cfg = small_cfg('per_sample'), n = 152},
+  {name = 'union', file = 'dama_step_union', cfg = small_cfg('union'), n = 152},
+  -- loss_beta = 0: the reference's feature loss is then a summed MSE (SmoothL1 with beta 0 would be L1)
+  {name = 'beta 0 (summed MSE)', file = 'dama_step_beta0', cfg = (function()
+    local c = small_cfg('per_sample'); c.beta = 0; return c end)(), n = 152},
+  {name = 'union at L = 64', file = 'dama_step_L64_union', cfg = l64_cfg('union'), n = 104},
+}
+
+for _, case in ipairs(cases) do
+  test('one DAMA step matches the PyTorch reference: ' .. case.name, function()
+    local ts = dama.checkpoint.load_tensors(FIX .. case.file .. '.safetensors')
+    local cfg = case.cfg
     local model = dama.models.dama(cfg)
     local sd = {}
     for name, t in pairs(ts) do
@@ -50,7 +66,7 @@ for _, mode in ipairs{'per_sample', 'union'} do
         n = n + 1
       end
     end
-    expect_eq(n, 152, 'trainable parameters compared')
+    expect_eq(n, case.n, 'trainable parameters compared')
     expect(worst < 1e-4, string.format('worst gradient %s: relative error %.3g', worst_name, worst))
   end)
 end

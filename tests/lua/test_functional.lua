@@ -77,6 +77,8 @@ end, function() return {dama.randn(2, 3, 4, 4), dama.randn(5, 3, 2, 2), dama.ran
 
 compare('mse_loss', F.mse_loss, function(p, t) return (p - t):square():mean() end,
   function() return {dama.randn(4, 3), dama.randn(4, 3)} end)
+compare('mse_loss sum', function(p, t) return F.mse_loss(p, t, 'sum') end,
+  function(p, t) return (p - t):square():sum() end, function() return {dama.randn(4, 3), dama.randn(4, 3)} end)
 compare('smooth_l1 sum beta 2', function(p, t) return F.smooth_l1_loss(p, t, 2, 'sum') end, function(p, t)
   local d = (p - t):abs()
   return dama.where(d:lt(2), d:square() * 0.25, d - 1):sum()
@@ -135,4 +137,5 @@ test('bad shapes give clear errors', function()
   expect_error(function() F.patchify(dama.zeros(1, 3, 5, 4), 2) end, 'not a multiple')
   expect_error(function() F.attention(dama.zeros(1, 2, 10), 2) end, '3*C')
   expect_error(function() F.mse_loss(dama.zeros(3), dama.zeros(4)) end, '3 elements')
+  expect_error(function() F.mse_loss(dama.zeros(3), dama.zeros(3), 'none') end, "'mean' or 'sum'")
 end)

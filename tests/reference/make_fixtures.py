@@ -174,7 +174,15 @@ def fixture_adamw():
 DAMA_CFG = dict(loss_beta=2.0, last_k_blocks=2, loss_alpha=1.0)
 
 
-def fixture_dama(mode):
+# The paper's token count: L = 64 patches (img 64, patch 8), mask ratio 0.8 -> K = 12, O = 6, R = 40; small widths.
+L64 = dict(img_size=64, patch_size=8, in_chans=3, embed_dim=32, depth=2, num_heads=2,
+           decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=4.0,
+           mask_ratio=0.8, mask_overlap_ratio=0.5)
+
+
+def fixture_dama(mode, cfg=SMALL, dama_cfg=DAMA_CFG, name=None):
+    SMALL, DAMA_CFG = cfg, dama_cfg  # noqa: N806 (the body below reads these names)
+    name = name or 'dama_step_' + mode
     torch.manual_seed(3)
     model = R.DAMA(SMALL, **DAMA_CFG)
     perturb_(model, torch.Generator().manual_seed(301))
@@ -217,7 +225,7 @@ def fixture_dama(mode):
     acc['grad_rel_max'] = max(max_rel(g32[k], g64[k]) for k in g32) if same_masks else None
     acc['same_masks_in_fp64'] = same_masks
     O = int(K * SMALL['mask_overlap_ratio'])
-    meta = dict(fixture='dama_step_' + mode, config=SMALL, dama=DAMA_CFG, batch=BATCH, L=L, K=K,
+    meta = dict(fixture=name, config=SMALL, dama=DAMA_CFG, batch=BATCH, L=L, K=K,
                 R=int(L - 2 * K), O=O, adaptive_mode=mode, m2_zeros_per_sample=zeros,
                 seeds=dict(torch=3, perturb=301, data=302),
                 weights='two MAEs from separate constructor calls (reference init, spec 1.4) + projs_head with '
@@ -225,7 +233,7 @@ def fixture_dama(mode):
                 sorting='all argsorts stable ascending (ties -> lower patch index first)',
                 total='loss_total = loss_info + loss_recon2 + loss_recon1',
                 fp32_vs_fp64=acc, versions=versions())
-    save('dama_step_%s.safetensors' % mode, t, meta)
+    save(name + '.safetensors', t, meta)
     return {k: float(o[k]) for k in ('loss', 'info', 'recon1', 'recon2')}, zeros, acc
 
 
@@ -265,5 +273,9 @@ if __name__ == '__main__':
     print('adamw lrs:   ', ['%.6f' % v for v in lrs])
     for mode in ('union', 'per_sample'):
         print('dama', mode, *fixture_dama(mode))
+    # loss_beta = 0: the reference's summed MSE feature loss (not SmoothL1 with beta 0, which is L1)
+    print('dama beta0', *fixture_dama('per_sample', SMALL, dict(DAMA_CFG, loss_beta=0.0), 'dama_step_beta0'))
+    # the paper's L = 64, union mode, stable sorts
+    print('dama L64', *fixture_dama('union', L64, DAMA_CFG, 'dama_step_L64_union'))
     fixture_timm('token')
     fixture_timm('avg')

@@ -292,16 +292,21 @@ local function same_numel(op, a, b)
   end
 end
 
-function F.mse_loss(pred, target)
+-- reduction: 'mean' (default) or 'sum' (the sum of squared errors)
+function F.mse_loss(pred, target, reduction)
   same_numel('mse_loss', pred, target)
+  if reduction ~= nil and reduction ~= 'mean' and reduction ~= 'sum' then
+    error(string.format("mse_loss: reduction must be 'mean' or 'sum', got %s", tostring(reduction)), 2)
+  end
+  local red = (reduction == 'sum') and 0 or 1
   local p, t = c32(pred), c32(target)
   local n = raw.numel(p)
   local out = scalar_out()
-  call(C.dama_mse_loss_forward, fp(out), fp(p), fp(t), n)
+  call(C.dama_sq_error_forward, fp(out), fp(p), fp(t), n, red)
   return record('mse_loss', out, {pred, target, n = 2}, function(g)
     local dp = needs_grad(pred) and zeros(raw.size(p)) or nil
     local dt = needs_grad(target) and zeros(raw.size(t)) or nil
-    call(C.dama_mse_loss_backward, fp(dp), fp(dt), fp(p), fp(t), n, dloss_of(g))
+    call(C.dama_sq_error_backward, fp(dp), fp(dt), fp(p), fp(t), n, red, dloss_of(g))
     return dp, dt
   end)
 end
