@@ -130,6 +130,28 @@ static int text_append(text *t, const char *s, size_t n)
   return 0;
 }
 
+/* If BUF is `<statements>;<expression>`, push the chunk that runs the statements and returns the
+ * expression's values, and return 1; else push nothing and return 0. Tries each ';' from the right. */
+static int try_trailing_expression(lua_State *L, const text *buf)
+{
+  for (size_t i = buf->len; i-- > 0;) {
+    if (buf->s[i] != ';' || is_blank(buf->s + i + 1, buf->len - i - 1)) continue;
+    lua_pushlstring(L, buf->s, i + 1);
+    lua_pushliteral(L, " local function dama_repl_values_(...) return ... end return dama_repl_values_(");
+    lua_pushlstring(L, buf->s + i + 1, buf->len - i - 1);
+    lua_pushliteral(L, "\n)");
+    lua_concat(L, 4);
+    size_t n;
+    const char *code = lua_tolstring(L, -1, &n);
+    if (luaL_loadbuffer(L, code, n, "=stdin") == 0) {
+      lua_remove(L, -2);
+      return 1;
+    }
+    lua_pop(L, 2);
+  }
+  return 0;
+}
+
 /* Read lines until they form a chunk. READY: the compiled function is on the stack (an expression
  * compiled to return its values). ERROR: the syntax error is on the stack. */
 static chunk_kind read_chunk(lua_State *L)
@@ -187,6 +209,13 @@ static chunk_kind read_chunk(lua_State *L)
     lua_pop(L, 2);
     int status = luaL_loadbuffer(L, buf.s, buf.len, "=stdin");
     if (status == 0) { kind = CHUNK_READY; break; }
+    /* `x = dama.randn(3); x.shape`: statements, then an expression after the last ';'. Print its values
+     * instead of reading it as an unfinished statement (Lua says "'=' expected near '<eof>'"). */
+    if (try_trailing_expression(L, &buf)) {
+      lua_remove(L, -2);
+      kind = CHUNK_READY;
+      break;
+    }
     if (!is_incomplete(L, status)) {
       /* `{` or `dama.tensor{` on a first line: not a statement, but the start of an expression. */
       lua_pushliteral(L, "return ");

@@ -139,6 +139,11 @@ local function collect_keys(obj, add, seen)
     if seen[obj] then return end
     seen[obj] = true
     for k in next, obj do add(k) end
+    -- dama.nn modules keep parameters, buffers and submodules (m.blocks) in tables of their own
+    for _, f in ipairs{'_parameters', '_buffers', '_modules'} do
+      local inner = rawget(obj, f)
+      if type(inner) == 'table' then for k in next, inner do add(k) end end
+    end
   end
   if t == 'cdata' then
     local ok, ffi = pcall(require, 'ffi')
@@ -157,9 +162,16 @@ local function collect_keys(obj, add, seen)
     elseif type(idx) == 'function' and not seen[mt] then
       -- A class whose metatable holds the methods and whose __index is a function (tensors):
       -- offer the metatable's own functions.
-      seen[mt] = true
-      for k, v in next, mt do
-        if type(v) == 'function' and type(k) == 'string' and k:sub(1, 2) ~= '__' then add(k) end
+      -- Then the class's parents (dama.nn: a class's metatable __index is its parent class), so inherited
+      -- methods such as m:state_dict show.
+      local cls = mt
+      while type(cls) == 'table' and not seen[cls] do
+        seen[cls] = true
+        for k, v in next, cls do
+          if type(v) == 'function' and type(k) == 'string' and k:sub(1, 2) ~= '__' then add(k) end
+        end
+        local pm = getmetatable(cls)
+        cls = type(pm) == 'table' and rawget(pm, '__index') or nil
       end
     end
   end

@@ -95,5 +95,20 @@ expect "completion lists submodules not loaded yet" '{"fakepkg.deep", "fakepkg.f
 out=$(repl 'require("dama.repl").complete("dama.")\n')
 expect_match "completion of dama fields" '"dama\.' "$out"
 
+out=$(repl 'm = dama.nn.MAE{img = 32, patch = 8, chans = 3, dim = 16, depth = 2, heads = 2, dec_dim = 8, dec_depth = 1, dec_heads = 2}\nc = require("dama.repl").complete\nc("m:state_d")\nc("m.bl")\nc("m.blocks:num_p")\nc("m.pos_e")\n')
+expect "completion of inherited module methods, submodules, children and buffers" '{"m:state_dict(", "m:state_dict_keys("}
+{"m.blocks"}
+{"m.blocks:num_parameters("}
+{"m.pos_embed"}' "$out"
+
+out=$(repl 'x = dama.randn(3); x.shape\nprint("next")\n'); rc=$?
+expect "statements then an expression on one line: printed, no continuation" '{3}
+next' "$out"
+expect "statements then an expression: exit status" 0 "$rc"
+out=$(repl 'a = 2; b = 3; a * b, "s;t"\n')
+expect "the expression after the last ';' (a ';' in a string is no separator)" '6	"s;t"' "$out"
+out=$(repl 'a = 1; a.b\n'); rc=$?
+expect_match "a real error after ';' still reports" "attempt to index" "$(cat "$tmp/err")"
+
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
