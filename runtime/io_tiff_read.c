@@ -68,6 +68,7 @@ typedef struct tfile {
   int64_t page_w, page_h; /* size of page 0 */
   int unverified;         /* pages assumed to be all directories, checked while reading */
   int fallback;           /* that assumption failed: read again with a full page scan */
+  int64_t file_size;      /* bytes in the file (bounds what its header may claim) */
 } tfile;
 
 static int tf_on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
@@ -150,6 +151,7 @@ static dama_status tf_open_mem(tfile *f, const char *op, const char *path, const
     return tf_fail(f, DAMA_ERR_FORMAT, "not a TIFF file (no II*/MM* header)");
   f->mf.data = data;
   f->mf.size = (uint64_t)size;
+  f->file_size = size;
   TIFFOpenOptions *o = tf_options(f);
   if (!o) return dama_io_err(DAMA_ERR_OOM, op, path, "cannot allocate TIFF options");
   f->tif = TIFFClientOpenExt(path, "r", (thandle_t)&f->mf, mf_read, mf_write, mf_seek, mf_close, mf_size,
@@ -171,7 +173,9 @@ static dama_status tf_open_path(tfile *f, const char *op, const char *path) {
   uint8_t head[4] = {0};
   struct stat sb;
   ssize_t got = read(fd, head, 4);
-  int isdir = fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode);
+  int have_stat = fstat(fd, &sb) == 0;
+  int isdir = have_stat && S_ISDIR(sb.st_mode);
+  f->file_size = have_stat ? (int64_t)sb.st_size : 0;
   close(fd);
   if (isdir) return dama_io_err(DAMA_ERR_IO, op, path, "is a directory, expected a TIFF file");
   if (got != 4 || dama_io_sniff(head, 4) != DAMA_FMT_TIFF)
@@ -329,10 +333,26 @@ static dama_status tf_layout(tfile *f, int verify_pages) {
       }
     }
   }
+  /* Before anything is allocated: page 0's pixels must fit in the file at the codec's best ratio
+   * (a 200-byte file cannot hold a 2^30-pixel-wide page), and the whole image under a sane limit. */
+  uint16_t comp = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &comp);
+  double ratio = comp == COMPRESSION_NONE       ? 1
+                 : comp == COMPRESSION_PACKBITS ? 128
+                 : (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_DEFLATE) ? 1100
+                 : comp == COMPRESSION_LZW      ? 4096
+                                                : 65536; /* zstd, LZMA, JPEG, ...: generous */
+  double page0 = (double)w * (double)h * (double)spp * (double)dama_dtype_size(dt);
+  if (f->file_size > 0 && page0 > (double)f->file_size * ratio)
+    return tf_fail(f, DAMA_ERR_FORMAT,
+                   "page 0 claims ImageWidth %u x ImageLength %u x SamplesPerPixel %u of %d-byte samples = %.0f "
+                   "bytes, more than a %lld-byte file can hold (compression %u expands at most %.0f:1)",
+                   w, h, (unsigned)spp, dama_dtype_size(dt), page0, (long long)f->file_size, (unsigned)comp, ratio);
   double total = (double)f->width * (double)f->height * (double)f->channels * (double)dama_dtype_size(dt);
-  if (total > (double)((int64_t)1 << 46))
-    return tf_fail(f, DAMA_ERR_FORMAT, "implausible image size %lldx%lldx%lld",
-                   (long long)f->height, (long long)f->width, (long long)f->channels);
+  if (total > (double)((int64_t)1 << 40))
+    return tf_fail(f, DAMA_ERR_FORMAT,
+                   "implausible image size %lld x %lld pixels x %lld channels (%.0f bytes, more than the 2^40-byte "
+                   "limit)", (long long)f->height, (long long)f->width, (long long)f->channels, total);
   return DAMA_OK;
 }
 
@@ -645,6 +665,7 @@ static dama_status read_mem_once(const char *op, const char *path, const uint8_t
     int64_t shape[3] = {f.height, f.width, f.channels};
     st = dama_empty(&t, 3, shape, out_f32 ? DAMA_F32 : f.dtype, dama_cpu());
     if (st == DAMA_OK) dst = dama_data_ptr(t);
+    else st = tf_fail(&f, st, "%s", dama_last_error());
   }
   if (st == DAMA_OK) st = tf_read_full(&f, dst, out_f32);
   *again = st != DAMA_OK && f.fallback;
@@ -708,6 +729,7 @@ dama_status dama_tiff_read_window(const char *path, int64_t x, int64_t y, int64_
   if (st == DAMA_OK) {
     int64_t shape[3] = {h, w, n};
     st = dama_empty(&t, 3, shape, f.dtype, dama_cpu());
+    if (st != DAMA_OK) st = tf_fail(&f, st, "%s", dama_last_error());
   }
   if (st == DAMA_OK) st = tf_read_region(&f, x, y, w, h, n, ch, dama_data_ptr(t), 0);
   free(ch);

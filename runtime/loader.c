@@ -146,7 +146,15 @@ static dama_status load_one(dama_loader *L, wscratch *ws, float *out, int64_t *l
   }
   dama_tensor *t = NULL;
   dama_status s = dama_image_read(L->paths[id], &t);
-  if (s != DAMA_OK) return s;
+  if (s != DAMA_OK) {
+    /* every loader error names the file, also when the reader's own message does not */
+    if (strstr(dama_last_error(), L->paths[id]) == NULL) {
+      char m[MSG];
+      snprintf(m, sizeof m, "%s", dama_last_error());
+      s = dama_error(s, "loader: '%s': %s", L->paths[id], m);
+    }
+    return s;
+  }
   int64_t cc = t->ndim == 3 ? t->shape[2] : 1;
   if (t->ndim < 2 || t->ndim > 3) s = dama_error(DAMA_ERR_SHAPE, "loader: '%s': expected an H x W x C image, got %d dims", L->paths[id], t->ndim);
   else if (cc != L->src_c)

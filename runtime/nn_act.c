@@ -9,14 +9,17 @@
 #pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 
 /* e^x for x in [-87, 88] (clamped outside): 2^k * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial. */
+/* NaN in, NaN out, without a shift of a negative value or an out-of-range float-to-int conversion (UBSan). */
 static inline float vexpf(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest, vectorisable */
-  float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
+  const bool nan = x != x;
+  float xc = nan ? 0.0f : x;
+  xc = xc < -87.0f ? -87.0f : (xc > 88.0f ? 88.0f : xc);
+  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest, vectorisable */
+  float r = xc - k * 0.693145751953125f - k * 1.428606765330187e-06f;
   float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  union { int32_t i; float f; } s;
-  s.i = ((int32_t)k + 127) << 23;
-  return p * s.f;
+  union { uint32_t u; float f; } s;
+  s.u = (uint32_t)((int32_t)k + 127) << 23;
+  return nan ? x : p * s.f;
 }
 
 /* erf(x) by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), given e = exp(-x^2). */

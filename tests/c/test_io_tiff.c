@@ -803,3 +803,54 @@ DAMA_TEST(tiff_window_of_a_20000x20000x7_bigtiff) {
   CHECK(rss1 - rss0 < 64 * 1024);
   dama_tensor_release(w);
 }
+
+/* ---- headers that claim more than the file holds ---- */
+
+/* Set `tag` of the first IFD of a classic little-endian TIFF to the LONG `value`; 0 if absent. */
+static int patch_tag_long(uint8_t *b, size_t n, uint16_t tag, uint32_t value) {
+  if (n < 8 || b[0] != 'I') return 0;
+  uint32_t ifd = (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
+  if (ifd + 2 > n) return 0;
+  unsigned count = b[ifd] | b[ifd + 1] << 8;
+  for (unsigned i = 0; i < count && ifd + 2 + 12 * (i + 1) <= n; i++) {
+    uint8_t *e = b + ifd + 2 + 12 * i;
+    if ((e[0] | e[1] << 8) != tag) continue;
+    e[2] = 4; e[3] = 0;                             /* type LONG, count 1 */
+    e[4] = 1; e[5] = e[6] = e[7] = 0;
+    for (int k = 0; k < 4; k++) e[8 + k] = (uint8_t)(value >> (8 * k));
+    return 1;
+  }
+  return 0;
+}
+
+DAMA_TEST(tiff_huge_claimed_size_names_the_file_and_field_before_allocating) {
+  dama_tensor *img = pattern(60, 8, 1, DAMA_F32);
+  CHECK(img != NULL);
+  const char *src = tmp_path("small.tif");
+  for (int comp = 0; comp < 2; comp++) {
+    CHECK_OK(dama_tiff_write(src, img, 0, comp ? DAMA_TIFF_DEFLATE : DAMA_TIFF_NONE, 0, 0, NULL));
+    size_t n = 0;
+    uint8_t *b = read_bytes(src, &n);
+    CHECK(b != NULL);
+    CHECK(patch_tag_long(b, n, 256, 1u << 30)); /* ImageWidth 2^30: 257698037760 bytes as f32 x 60 rows */
+    const char *bad = tmp_path("huge_width.tif");
+    CHECK(write_bytes(bad, b, n));
+    free(b);
+    dama_tensor *t = NULL;
+    int64_t before = 0, peak = 0, nt = 0;
+    dama_memory_reset_peak();
+    dama_memory_stats(&before, &peak, &nt);
+    CHECK_STATUS(dama_image_read(bad, &t), DAMA_ERR_FORMAT);
+    CHECK_MSG(strstr(dama_last_error(), "huge_width.tif") && strstr(dama_last_error(), "ImageWidth 1073741824") &&
+                  !strstr(dama_last_error(), "out of memory"), "%s", dama_last_error());
+    dama_memory_stats(&before, &peak, &nt);
+    CHECK_MSG(peak < (1 << 20), "peak %lld bytes: the reader allocated before checking", (long long)peak);
+    float *dst = malloc(sizeof(float) * 8);
+    CHECK_STATUS(dama_image_read_f32(bad, dst, 1, 1, 1), DAMA_ERR_FORMAT);
+    CHECK(strstr(dama_last_error(), "huge_width.tif") != NULL);
+    free(dst);
+    dama_image_info info;
+    CHECK_STATUS(dama_image_info_read(bad, &info), DAMA_ERR_FORMAT);
+  }
+  dama_tensor_release(img);
+}
