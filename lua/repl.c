@@ -177,7 +177,17 @@ static chunk_kind read_chunk(lua_State *L)
     if (is_tty && line[0] != '\0') add_history(line);
     if (!first) text_append(&buf, "\n", 1);
     const char *body = line;
-    if (first && line[0] == '=') { /* Lua 5.1's `=expr` */
+    if (first && line[0] == '?') { /* `?f`: help(f) */
+      static const char head[] = "require('dama.help').expr(\"";
+      text_append(&buf, head, sizeof head - 1);
+      for (const char *c = line + 1; *c; c++) {
+        char esc[8];
+        int k = snprintf(esc, sizeof esc, "\\%03u", (unsigned)(unsigned char)*c);
+        text_append(&buf, esc, (size_t)k);
+      }
+      text_append(&buf, "\")", 2);
+      body = "";
+    } else if (first && line[0] == '=') { /* Lua 5.1's `=expr` */
       text_append(&buf, "return ", 7);
       body = line + 1;
     }

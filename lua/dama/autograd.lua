@@ -19,7 +19,9 @@ local A = {}
 local grad_enabled = true
 local function pack(...) return {n = select('#', ...), ...} end
 
+-- is_grad_enabled() -> true unless inside dama.no_grad / set_grad_enabled(false).
 function A.is_grad_enabled() return grad_enabled end
+-- set_grad_enabled(on) -> the previous setting. Off: operations record no graph.
 function A.set_grad_enabled(on) local old = grad_enabled; grad_enabled = not not on; return old end
 
 -- Run fn(...) with grad mode off; returns fn's results.
@@ -32,6 +34,7 @@ function A.no_grad(fn, ...)
   return unpack(res, 2, res.n)
 end
 
+-- needs_grad(t) -> true if t is a tensor with requires_grad (a leaf or a recorded result).
 local function needs_grad(t)
   return is_tensor(t) and (rawget(t, 'requires_grad') == true)
 end
@@ -447,6 +450,7 @@ def('topk', function(a, k, dim, largest, sorted)
   return values, indices
 end)
 
+-- raw_cat(ts, dim), raw_stack(ts, dim): dama.cat / dama.stack without autograd recording.
 local raw_cat, raw_stack = tensor.cat, tensor.stack
 A.raw_cat, A.raw_stack = raw_cat, raw_stack
 
@@ -647,6 +651,7 @@ function A.gradcheck(fn, inputs, eps, tol)
   return true
 end
 
+-- zero_grad(params): zero the .grad (where present) of every tensor in the list params.
 function A.zero_grad(params)
   for _, p in ipairs(params) do
     local g = rawget(p, 'grad')

@@ -150,6 +150,7 @@ end
 -- PlanarConfiguration 1, written without fsync (dama.data.write is atomic and fsyncs, about 12 ms a
 -- file: too slow for the set builders' many small crops). Readable by libtiff and tifffile ((H, W, C)).
 local TIFF_BITS = {u8 = 8, u16 = 16, f32 = 32}
+-- write_tiff_fast(path, t): write an [H, W, C] u8/u16/f32 tensor as an uncompressed interleaved TIFF.
 function D.write_tiff_fast(path, t)
   local dt = t:type()
   local bits = TIFF_BITS[dt]
@@ -264,6 +265,7 @@ function Dataset:channel_name_list()
   return r
 end
 
+-- split_names(sel) -> list: a channel selection 'DAPI,NeuN' (or a table) as a list of names.
 local function split_names(sel)
   if type(sel) == 'string' then
     local r = {}
@@ -548,12 +550,14 @@ local function list_dir(dir)
   return r
 end
 
+-- is_dir(path) -> true if path is a directory.
 local function is_dir(path)
   local ok = os.execute('test -d ' .. string.format('%q', path))
   return ok == true or ok == 0
 end
 D.is_dir = is_dir
 
+-- exists(path) -> true if path exists.
 local function exists(path)
   local f = io.open(path, 'rb')
   if f then f:close() return true end
@@ -561,6 +565,7 @@ local function exists(path)
 end
 D.exists = exists
 
+-- read_lines(path) -> the lines of a text file as a list.
 local function read_lines(path)
   local r = {}
   for line in io.lines(path) do
@@ -611,6 +616,7 @@ function D.ImageFolder(root, opts)
   return ds
 end
 
+-- load_npy(path[, mmap]) -> tensor: read a .npy array (memory-mapped when mmap).
 local function load_npy(path, mmap)
   if not exists(path) then error(string.format("npy: '%s' does not exist", path), 3) end
   local box = ffi.new('dama_tensor*[1]')
@@ -888,6 +894,9 @@ local function npy_header(descr, shape)
   return '\147NUMPY\1\0' .. string.char(#dict % 256, math.floor(#dict / 256)) .. dict
 end
 
+-- npy_writer(path, dtype, row_shape) -> writer, a .npy written row by row (bounded memory): w:write(ptr, bytes)
+-- per row (or w:write_tensor(t)); w:close() fixes the row count in the header. Written to path .. '.part' and
+-- renamed on close. dtype: u8, u16, f32, i32, i64.
 function D.npy_writer(path, dtype, row_shape)
   local descr = NPY_DESCR[dtype]
   if not descr then error("npy_writer: dtype must be u8, u16, f32, i32 or i64, got '" .. tostring(dtype) .. "'", 2) end

@@ -26,15 +26,19 @@ function dama.memory()
   C.dama_memory_stats(a, b, c)
   return {in_use = tonumber(a[0]), peak = tonumber(b[0]), tensors = tonumber(c[0])}
 end
+-- Restart the peak count of dama.memory().peak from the bytes in use now.
 function dama.reset_peak_memory() C.dama_memory_reset_peak() end
 -- Cap the bytes tensors may hold (0 = no cap); an allocation over it fails with "out of memory".
 function dama.set_memory_limit(bytes) C.dama_memory_set_limit(bytes or 0) end
 
+-- set_num_threads(n): the number of CPU threads the C kernels use (OpenMP).
 function dama.set_num_threads(n) C.dama_set_num_threads(n) end
+-- get_num_threads() -> the number of CPU threads the C kernels use.
 function dama.get_num_threads() return C.dama_get_num_threads() end
 
 -- Tensor files (safetensors): dama.save(path, {name = t}, metadata), dama.load(path) -> tensors, metadata.
 function dama.save(...) return require('dama.checkpoint').save_tensors(...) end
+-- dama.load(path) -> {name = tensor}, metadata: read a safetensors file.
 function dama.load(...) return require('dama.checkpoint').load_tensors(...) end
 
 -- Lazily loaded submodules: dama.nn -> require 'dama.nn', and so on.

@@ -4,7 +4,7 @@
 --   local dama = require 'dama'
 --   local m1 = dama.mask.random(N, 64, 0.8)                    -- MAE: K = int(64 * 0.2) = 12 visible
 --   local m2 = dama.mask.adaptive(m1, loss_per_patch1, 0.8, 0.5) -- Algorithm 1, per-sample rule
---   local m3 = dama.mask.adaptive(m1, lpp, 0.8, 0.5, {mode = 'union'}) -- the reference code bit for bit
+--   local m3 = dama.mask.adaptive(m1, lpp, 0.8, 0.5, {mode = 'union'}) -- the reference's rule (equal with stable sorts)
 --   local tokens = dama.mask.gather(x, m1)                      -- x [N, L, D] -> [N, K, D]
 --   local full = dama.mask.unshuffle(tokens, mask_token, m1)    -- [N, K, D] -> [N, L, D] for the decoder
 --
@@ -395,6 +395,7 @@ function Mask.__tostring(m)
     m.ratio and string.format(', ratio=%g', m.ratio) or '', extra)
 end
 
+-- is_mask(x) -> true if x is a mask object (from random, adaptive, from_mask, by_score).
 function M.is_mask(x) return getmetatable(x) == Mask end
 
 return M

@@ -455,6 +455,7 @@ function M.clip_grad_norm(params, max_norm)
   end
   return total
 end
+-- get_grad_norm(params) -> the global L2 norm of the gradients of params (no clipping).
 M.get_grad_norm = function(params) return M.clip_grad_norm(params, nil) end
 
 -- ---------------------------------------------------------------- EMA of parameters

@@ -262,4 +262,10 @@ function M.complete(text)
   return out
 end
 
+-- help(f) in the REPL (also dama.help in scripts); `?f` is help for f.
+if rawget(_G, 'help') == nil then
+  local ok, h = pcall(require, 'dama.help')
+  if ok then _G.help = h end
+end
+
 return M

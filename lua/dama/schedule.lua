@@ -21,6 +21,8 @@ local function need_number(opts, key, op, default)
   return v
 end
 
+-- warmup_cosine{lr =, min_lr = 0, warmup_epochs = 0, epochs =} -> schedule: sched(epoch_f) is the lr at a
+-- fractional epoch (linear warmup, then half-cosine to min_lr), MAE's adjust_learning_rate exactly.
 function M.warmup_cosine(opts)
   if type(opts) ~= 'table' then error('warmup_cosine: expected {lr =, min_lr =, warmup_epochs =, epochs =}', 2) end
   local self = setmetatable({}, Schedule)
@@ -70,6 +72,7 @@ local Momentum = {}
 Momentum.__index = Momentum
 Momentum.__call = function(self, t) return self:value(t) end
 
+-- momentum_cosine{m0 =, epochs =} -> schedule: m(epoch) rises from m0 to 1 along a half cosine (EMA momentum).
 function M.momentum_cosine(opts)
   if type(opts) ~= 'table' then error('momentum_cosine: expected {m0 =, epochs =}', 2) end
   local self = setmetatable({}, Momentum)

@@ -719,6 +719,126 @@ function Tensor.summary(t)
   return string.format('dama.Tensor(%s, %s, %s)', shape_string(t), dtype_of(t), device_of(t))
 end
 
+-- ---------------------------------------------------------------- doc text (help(x.sum), ?Tensor:view)
+-- Most methods are made in loops above or wrapped by dama.autograd, so their doc text is kept here by name.
+local DOCS = {
+  dim = 'x:dim() -- the number of dimensions (also x:ndimension())',
+  ndimension = 'x:ndimension() -- the number of dimensions (= x:dim())',
+  numel = 'x:numel() -- the number of elements (also x:nelement())',
+  nelement = 'x:nelement() -- the number of elements (= x:numel())',
+  size = 'x:size([d]) -- the shape as a Lua table of numbers, or the size of dim d (0-based; negative counts from the end)',
+  stride = 'x:stride([d]) -- the strides in elements, as a table, or the stride of dim d',
+  is_contiguous = 'x:is_contiguous() -- true if the elements lie in row-major order without gaps',
+  type = "x:type() -- the dtype name: 'f32', 'f64', 'f16', 'bf16', 'i64', 'i32', 'u8', ...",
+  is_floating_point = 'x:is_floating_point() -- true for f32, f64, f16 and bf16',
+  shape_string = "x:shape_string() -- the shape as text, e.g. '[2, 16, 448]'",
+  data = 'x:data() -- the raw FFI pointer of a contiguous tensor (float * for f32), for fast LuaJIT loops',
+  uniform_ = 'x:uniform_([lo = 0[, hi = 1]]) -- fill in place with U[lo, hi) from the Philox generator',
+  normal_ = 'x:normal_([mean = 0[, std = 1]]) -- fill in place with N(mean, std^2) from the Philox generator',
+  view = 'x:view(d0, d1, ...) -- the same storage with another shape (one dim may be -1); x must be contiguous',
+  reshape = 'x:reshape(d0, d1, ...) -- another shape (one dim may be -1): a view when possible, else a copy',
+  expand = 'x:expand(d0, d1, ...) -- broadcast size-1 dims to the given sizes without copying (-1 keeps a dim)',
+  expand_as = 'x:expand_as(y) -- x:expand to the shape of y',
+  view_as = 'x:view_as(y) -- x:view to the shape of y',
+  flatten = 'x:flatten() -- a 1-D tensor of all the elements',
+  transpose = 'x:transpose(d0, d1) -- a view with dims d0 and d1 swapped',
+  t = 'x:t() -- the transpose of a 2-D tensor (a view)',
+  permute = 'x:permute(d0, d1, ...) -- a view with the dims reordered',
+  narrow = 'x:narrow(dim, start, length) -- a view of length elements of dim from start (0-based)',
+  slice = 'x:slice(dim, start, stop[, step]) -- a view of [start, stop) along dim (0-based, Python-style)',
+  select = 'x:select(dim, index) -- a view at index of dim, with that dim removed',
+  squeeze = 'x:squeeze([dim]) -- remove size-1 dims (all, or just dim)',
+  unsqueeze = 'x:unsqueeze(dim) -- insert a size-1 dim at dim',
+  contiguous = 'x:contiguous() -- x itself if contiguous, else a row-major copy',
+  clone = 'x:clone() -- a contiguous copy (differentiable)',
+  copy_ = 'x:copy_(src) -- copy src into x in place (broadcasts, converts dtype); returns x',
+  fill_ = 'x:fill_(v) -- set every element to the number v; returns x',
+  zero_ = 'x:zero_() -- set every element to 0; returns x',
+  to = "x:to(dtype) -- a copy converted to dtype ('f32', 'f64', 'f16', 'bf16', 'i64', 'i32', 'u8', ...); x if already",
+  float = "x:float() -- x:to('f32')", double = "x:double() -- x:to('f64')", half = "x:half() -- x:to('f16')",
+  bfloat16 = "x:bfloat16() -- x:to('bf16')", long = "x:long() -- x:to('i64')", int = "x:int() -- x:to('i32')",
+  byte = "x:byte() -- x:to('u8')",
+  free = 'x:free() -- release the storage now (the tensor must not be used afterwards)',
+  item = 'x:item() -- the value of a one-element tensor as a Lua number',
+  get = 'x:get(i, j, ...) -- one element as a Lua number (0-based indices)',
+  set = 'x:set(value, i, j, ...) -- set one element (0-based indices); returns x',
+  totable = 'x:totable() -- the values as nested Lua tables',
+  clamp = 'x:clamp([lo[, hi]]) -- elements limited to [lo, hi] (nil: no bound)',
+  clamp_ = 'x:clamp_([lo[, hi]]) -- clamp in place; returns x',
+  where = 'cond:where(a, b) -- elementwise a where cond ~= 0, else b (a, b: tensors or numbers; broadcasts)',
+  masked_fill = 'x:masked_fill(mask, value) -- a copy of x with value where mask ~= 0',
+  masked_fill_ = 'x:masked_fill_(mask, value) -- set value where mask ~= 0, in place; returns x',
+  count_nonfinite = 'x:count_nonfinite() -- the number of NaN and infinite elements',
+  sum = 'x:sum([dims[, keepdim]]) -- the sum over dims (a number or a table of dims; all when nil)',
+  mean = 'x:mean([dims[, keepdim]]) -- the mean over dims (all when nil)',
+  prod = 'x:prod([dims[, keepdim]]) -- the product over dims (all when nil)',
+  var = 'x:var([dims[, unbiased = true[, keepdim]]]) -- the variance over dims (÷(n-1) when unbiased)',
+  std = 'x:std([dims[, unbiased = true[, keepdim]]]) -- the standard deviation over dims',
+  norm = 'x:norm([p = 2[, dims[, keepdim]]]) -- the p-norm over dims (all when nil)',
+  amax = 'x:amax([dims[, keepdim]]) -- the maximum over dims', amin = 'x:amin([dims[, keepdim]]) -- the minimum over dims',
+  argmax = 'x:argmax([dim[, keepdim]]) -- the i64 index of the maximum (over all elements when dim is nil)',
+  argmin = 'x:argmin([dim[, keepdim]]) -- the i64 index of the minimum',
+  max = 'x:max([dim[, keepdim]]) -- the maximum (a tensor); with dim: values and i64 indices',
+  min = 'x:min([dim[, keepdim]]) -- the minimum (a tensor); with dim: values and i64 indices',
+  matmul = 'x:matmul(y) -- matrix product; batched over leading dims (also x:mm, x:bmm)',
+  mm = 'x:mm(y) -- = x:matmul(y)', bmm = 'x:bmm(y) -- = x:matmul(y) (batched)',
+  sort = 'x:sort([dim = -1[, descending[, stable]]]) -- sorted values and their i64 indices along dim',
+  argsort = 'x:argsort([dim = -1[, descending[, stable]]]) -- the i64 indices that sort x along dim (stable: ties keep index order)',
+  topk = 'x:topk(k[, dim = -1[, largest = true[, sorted = true]]]) -- the k largest (or smallest) values and indices',
+  gather = 'x:gather(dim, index) -- out[i][j] = x[i][index[i][j]] along dim (index: i64)',
+  scatter_ = 'x:scatter_(dim, index, src) -- x[..index..] = src along dim, in place (src: tensor or number)',
+  scatter_add_ = 'x:scatter_add_(dim, index, src) -- x[..index..] += src along dim, in place',
+  scatter = 'x:scatter(dim, index, src) -- a copy of x with x:scatter_(dim, index, src) applied',
+  index_select = 'x:index_select(dim, index) -- the slices of dim listed in the i64 tensor index',
+  summary = 'x:summary() -- one line: shape, dtype, min, max, mean, and NaN/Inf counts',
+  is_tensor = 'x:is_tensor() -- true (dama.is_tensor(v) tests any value)',
+  backward = 'loss:backward([grad]) -- reverse-mode autograd: accumulate d loss / d leaf into each leaf.grad',
+  detach = 'x:detach() -- a tensor sharing storage with x, cut from the autograd graph',
+  requires_grad_ = 'x:requires_grad_([on = true]) -- make x a leaf that collects .grad; returns x',
+}
+local BINDOC = {add = 'x + y', sub = 'x - y', mul = 'x * y', div = 'x / y', pow = 'x ^ y', maximum = 'max(x, y)',
+  minimum = 'min(x, y)', eq = 'x == y (1/0)', ne = 'x ~= y (1/0)', lt = 'x < y (1/0)', le = 'x <= y (1/0)',
+  gt = 'x > y (1/0)', ge = 'x >= y (1/0)'}
+for op, what in pairs(BINDOC) do
+  DOCS[op] = string.format('x:%s(y) -- elementwise %s; y a tensor (broadcasts) or a number', op, what)
+  DOCS[op .. '_'] = string.format('x:%s_(y) -- elementwise %s in place; returns x', op, what)
+end
+local UNDOC = {neg = '-x', exp = 'e^x', log = 'ln x', sqrt = 'sqrt(x)', abs = '|x|', sin = 'sin x', cos = 'cos x',
+  tanh = 'tanh x', sigmoid = '1 / (1 + e^-x)', relu = 'max(x, 0)', rsqrt = '1 / sqrt(x)', square = 'x^2',
+  reciprocal = '1 / x', sign = 'sign(x) (-1, 0, 1)', floor = 'floor(x)', ceil = 'ceil(x)',
+  round = 'x rounded to nearest, ties to even', erf = 'erf(x)', gelu = 'GELU(x) (exact, with erf)'}
+for op, what in pairs(UNDOC) do
+  DOCS[op] = string.format('x:%s() -- elementwise %s', op, what)
+  DOCS[op .. '_'] = string.format('x:%s_() -- elementwise %s in place; returns x', op, what)
+end
+local FDOCS = {
+  empty = 'dama.empty(d0, d1, ...[, dtype]) -- an uninitialised tensor (f32 by default; the shape may be a table)',
+  zeros = "dama.zeros(d0, d1, ...[, dtype]) -- a tensor of zeros, e.g. dama.zeros(2, 3), dama.zeros({2, 3}, 'f64')",
+  ones = 'dama.ones(d0, d1, ...[, dtype]) -- a tensor of ones',
+  full = 'dama.full(shape, value[, dtype]) -- a tensor of the table shape filled with value',
+  arange = 'dama.arange([start, ]stop[, step[, dtype]]) -- start, start + step, ... below stop (f32; i64 for integer steps with a dtype)',
+  linspace = 'dama.linspace(a, b, steps[, dtype]) -- steps values evenly spaced from a to b inclusive',
+  tensor = "dama.tensor(data[, dtype]) -- a tensor from a number or nested Lua tables (f32 unless dtype, e.g. 'i64')",
+  manual_seed = 'dama.manual_seed(n) -- seed the Philox generator behind rand, randn, randint, randperm and init',
+  rng_state = 'dama.rng_state() -- the generator state (a table), for dama.set_rng_state',
+  set_rng_state = 'dama.set_rng_state(s) -- restore a state from dama.rng_state()',
+  rand = 'dama.rand(d0, d1, ...) -- U[0, 1) samples',
+  randn = 'dama.randn(d0, d1, ...) -- N(0, 1) samples',
+  randint = "dama.randint(low, high, shape[, dtype = 'i64']) -- integers uniform in [low, high)",
+  randperm = "dama.randperm(n[, dtype = 'i64']) -- a random permutation of 0 .. n-1",
+  where = 'dama.where(cond, a, b) -- elementwise a where cond ~= 0, else b (a, b: tensors or numbers)',
+  cat = 'dama.cat(tensors[, dim = 0]) -- join a list of tensors along an existing dim',
+  stack = 'dama.stack(tensors[, dim = 0]) -- join a list of same-shape tensors along a new dim',
+  is_tensor = 'dama.is_tensor(v) -- true if v is a dama tensor',
+}
+do
+  local ok, help = pcall(require, 'dama.help')
+  if ok then
+    help.docs_by_name('Tensor:', DOCS)
+    help.docs_by_name('dama.', FDOCS)
+  end
+end
+
 M.Tensor = Tensor
 M.is_tensor = is_tensor
 return M

@@ -110,5 +110,15 @@ expect "the expression after the last ';' (a ';' in a string is no separator)" '
 out=$(repl 'a = 1; a.b\n'); rc=$?
 expect_match "a real error after ';' still reports" "attempt to index" "$(cat "$tmp/err")"
 
+out=$(repl '?dama.zeros\nx = dama.randn(2)\n?x:sum\nhelp(dama.nn.Linear)\n?nope\nprint("after")\n'); rc=$?
+expect_match "?f prints the signature and doc" '^dama\.zeros\(d0, d1, \.\.\.\[, dtype\]\)' "$out"
+expect_match "?x:method on a tensor" 'x:sum\(\[dims\[, keepdim\]\]\)' "$out"
+expect_match "help(class) in the REPL" 'dama\.nn\.Linear\(in_features, out_features, bias\)    \(class\)' "$out"
+expect_match "?unknown is named, and the REPL goes on" "no dama function, module or method named 'nope'.*
+after" "$out"
+expect "help does not fail the session" 0 "$rc"
+out=$(repl 'help()\n')
+expect_match "help() lists the modules" 'dama\.nn\.functional' "$out"
+
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

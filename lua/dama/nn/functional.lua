@@ -85,6 +85,7 @@ end
 
 -- ---------------------------------------------------------------- activations
 
+-- gelu(x): exact GELU, x * Phi(x) with erf (the reference and timm default).
 function F.gelu(x)
   local xc = c32(x)
   local n = raw.numel(xc)
@@ -98,6 +99,7 @@ function F.gelu(x)
   end)
 end
 
+-- relu(x): max(x, 0).
 function F.relu(x)
   local xc = c32(x)
   local n = raw.numel(xc)
@@ -151,6 +153,7 @@ end
 
 -- ---------------------------------------------------------------- dropout, drop-path
 
+-- dropout(x, p, training): zero each element with probability p and scale the rest by 1/(1-p); x when not training or p = 0.
 function F.dropout(x, p, training)
   if not training or not p or p == 0 then return x end
   if p >= 1 then return Tensor.mul(x, 0) end
@@ -213,6 +216,7 @@ function F.patchify(imgs, p)
   end)
 end
 
+-- unpatchify(patches, p, C, H, W): [N, L, p*p*C] -> images [N, C, H, W] (inverse of patchify, channel fastest).
 function F.unpatchify(patches, p, Cn, H, W)
   local x = c32(patches)
   local N = raw.size(x, 0)
