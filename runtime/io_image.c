@@ -93,6 +93,15 @@ static dama_status stb_read(const char *op, const char *path, const uint8_t *dat
     info->format = fmt;
     return DAMA_OK;
   }
+  /* Before stb_image allocates: the pixels the header claims must fit in the file at the codec's best
+   * ratio (a 13-byte GIF header claiming 23000 x 10000 pixels made stb allocate 2 GiB; found by fuzzing). */
+  double ratio = fmt == DAMA_FMT_PNG ? 1100 : 4096;
+  const int dec_c = fmt == DAMA_FMT_PNG ? comp : (comp > 4 ? comp : 4); /* stb decodes GIF frames as RGBA */
+  double claimed = (double)x * (double)y * (double)dec_c * (double)dama_dtype_size(dt);
+  if (claimed > (double)size * ratio + 65536.0)
+    return dama_io_err(DAMA_ERR_FORMAT, op, path,
+                       "header claims %d x %d pixels x %d channels (%.0f bytes decoded), more than a %lld-byte file "
+                       "can hold", x, y, comp, claimed, (long long)size);
   if (ec > 0 && comp != ec)
     return dama_io_err(DAMA_ERR_SHAPE, op, path, "expected %lld channels, got %d", (long long)ec, comp);
   if (dst && (y != eh || x != ew))

@@ -268,6 +268,11 @@ dama_status dama_npy_load(const char *path, int32_t use_mmap, dama_tensor **out)
   }
   dama_tensor *t = NULL;
   dama_status st = dama_empty(&t, h.ndim, h.shape, h.dtype, dama_cpu());
+  if (st != DAMA_OK) {
+    char m[256];
+    snprintf(m, sizeof m, "%s", dama_last_error());
+    st = dama_io_err(st, op, path, "%s", m);
+  }
   if (st == DAMA_OK) {
     uint8_t *dst = dama_data_ptr(t);
     int64_t done = 0;

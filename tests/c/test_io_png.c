@@ -177,3 +177,30 @@ DAMA_TEST(png_dsb_images_are_8_bit_grey) {
   closedir(d);
   CHECK_MSG(n == 120 && n256 == 75, "%d images, %d of 256x256", n, n256);
 }
+
+/* Found by tests/fuzz/fuzz_tiff: a 13-byte GIF header claiming 23362 x 18761 pixels made stb_image
+ * allocate about 1.75 GB (twice) before failing. The header's size is now checked against the file. */
+DAMA_TEST(tiny_image_header_claiming_a_huge_size_is_refused_before_decoding) {
+  static const uint8_t gif[13] = {'G', 'I', 'F', '8', '7', 'a', 0x42, 0x5b, 0x49, 0x49, 0x28, 0x00, 0x80};
+  const char *p = tmp_path("huge_header.gif");
+  FILE *f = fopen(p, "wb");
+  CHECK(f != NULL);
+  fwrite(gif, 1, sizeof gif, f);
+  fclose(f);
+  dama_tensor *t = NULL;
+  CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
+  CHECK_MSG(strstr(dama_last_error(), "huge_header.gif") && strstr(dama_last_error(), "header claims 23362 x 18761"),
+            "%s", dama_last_error());
+  CHECK_STATUS(dama_image_read_f32_tensor(p, 0, &t), DAMA_ERR_FORMAT);
+  CHECK(strstr(dama_last_error(), "header claims") != NULL);
+  /* a legitimate, highly compressible PNG (all zeros) still reads */
+  dama_tensor *z = NULL;
+  int64_t shape[3] = {512, 512, 1};
+  CHECK_OK(dama_zeros(&z, 3, shape, DAMA_U8, (dama_device){DAMA_CPU, 0}));
+  const char *zp = tmp_path("zeros.png");
+  CHECK_OK(dama_png_write(zp, z));
+  CHECK_OK(dama_image_read(zp, &t));
+  CHECK(t->shape[0] == 512 && t->shape[1] == 512);
+  dama_tensor_release(t);
+  dama_tensor_release(z);
+}

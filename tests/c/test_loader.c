@@ -260,3 +260,43 @@ DAMA_TEST(files_skip_bad_or_fail_naming_the_file) {
   rmdir(dir);
   free(imgs); free(one);
 }
+
+/* Every loader error names the file, also when the reader's own message does not (here: the .npy
+ * reader's allocation fails under a memory limit, a message that names no file by itself). */
+DAMA_TEST(file_errors_name_the_file_even_when_the_reader_does_not) {
+  char dir[] = "/tmp/dama_test_loader_XXXXXX";
+  if (!mkdtemp(dir)) SKIP("no temporary folder");
+  char path[256];
+  snprintf(path, sizeof path, "%s/sample_0.npy", dir);
+  const char *pp[1] = {path};
+  int64_t shape[3] = {70, 70, 7};
+  dama_tensor *t = NULL;
+  CHECK_OK(dama_zeros(&t, 3, shape, DAMA_U16, (dama_device){DAMA_CPU, 0}));
+  CHECK_OK(dama_npy_write(path, t));
+  dama_tensor_release(t);
+  int64_t labels[1] = {0};
+  dama_loader_config c;
+  memset(&c, 0, sizeof c);
+  c.source = DAMA_LOADER_FILES;
+  c.n = 1;
+  c.paths = pp;
+  c.labels = labels;
+  c.pipeline = DAMA_PIPE_TRAIN;
+  c.out_size = 32;
+  c.batch_size = 1;
+  c.workers = 0;
+  c.seed = 1;
+  dama_loader *L = NULL;
+  CHECK_OK(dama_loader_create(&c, &L));
+  float *imgs = malloc(sizeof(float) * 7 * 32 * 32);
+  int64_t n = 0, lab = 0;
+  dama_memory_set_limit(10000);
+  dama_status st = dama_loader_next(L, imgs, &lab, &n);
+  dama_memory_set_limit(0);
+  CHECK_MSG(st == DAMA_ERR_OOM && strstr(dama_last_error(), "loader_next: epoch 0, sample 0") &&
+                strstr(dama_last_error(), "sample_0.npy"), "status %d, message '%s'", st, dama_last_error());
+  dama_loader_destroy(L);
+  free(imgs);
+  unlink(path);
+  rmdir(dir);
+}
