@@ -91,6 +91,9 @@ dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_r
   *out = NULL;
   if (!rng) rng = &default_rng;
   if (n < 0) return dama_error(DAMA_ERR_ARG, "randperm: n must be >= 0, got %lld", (long long)n);
+  if (n > INT64_MAX / 8 - 1) /* n * 8 + 8 below would wrap to a tiny allocation */
+    return dama_error(DAMA_ERR_SHAPE, "randperm: n = %lld is more than 2^60 - 1, the most a tensor can hold",
+                      (long long)n);
   int64_t *p = dama_alloc_bytes(n * 8 + 8);
   if (!p) return dama_error(DAMA_ERR_OOM, "randperm: out of memory for n = %lld", (long long)n);
   for (int64_t i = 0; i < n; i++) p[i] = i;

@@ -168,3 +168,13 @@ DAMA_TEST(huge_shapes_fail_naming_the_function_and_shape) {
             dama_last_error());
   dama_tensor_release(t);
 }
+
+/* randperm(2^62): n * 8 + 8 wrapped to an 8-byte buffer that the shuffle then overran (SIGSEGV). */
+DAMA_TEST(randperm_of_a_huge_n_fails_naming_n) {
+  dama_tensor *t = NULL;
+  CHECK_STATUS(dama_randperm(&t, (int64_t)1 << 62, DAMA_I64, NULL), DAMA_ERR_SHAPE);
+  CHECK_MSG(strstr(dama_last_error(), "randperm: n = 4611686018427387904") != NULL, "%s", dama_last_error());
+  CHECK_OK(dama_randperm(&t, 5, DAMA_I64, NULL));
+  CHECK(dama_numel(t) == 5);
+  dama_tensor_release(t);
+}
