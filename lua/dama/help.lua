@@ -170,12 +170,21 @@ local function module_value(name)
   return nil
 end
 
+-- Does the line that defines fn name it k (function X.k( / def('k', ...)?
+local function defined_as(fn, k)
+  local lines, n = source_of(fn)
+  local l = lines and lines[n]
+  return l ~= nil and (l:find('[.:]' .. k .. '%s*[(=]') ~= nil or l:find("['\"]" .. k .. "['\"]") ~= nil)
+end
+
 local function add_members(qual, t, method_sep)
   local list = {}
   for k, v in pairs(t) do
     if type(k) == 'string' and k:sub(1, 1) ~= '_' and (type(v) == 'function' or is_class(v)) then
       local full = qual .. method_sep .. k
-      if names[v] == nil then names[v] = full end
+      if names[v] == nil or (type(v) == 'function' and defined_as(v, k) and not defined_as(v, names[v]:match('[%w_]+$'))) then
+        names[v] = full   -- aliases (Tensor.mm = Tensor.matmul): the name the definition line uses
+      end
       list[#list + 1] = {name = k, value = v, full = full}
     end
   end
@@ -324,11 +333,14 @@ local function resolve(s)
   local dama = require 'dama'
   local head, method = s:match('^(.-):([%w_]+)$')
   if head then
-    if head == 'Tensor' or head == 'x' then return dama.Tensor[method], 'Tensor:' .. method end
     local obj = resolve(head)
+    if obj == nil and (head == 'Tensor' or head == 'x') then obj = dama.Tensor end
     if obj ~= nil then
       local ok, v = pcall(function() return obj[method] end)
-      if ok then return v end
+      if ok and v ~= nil then
+        if obj == dama.Tensor or dama.is_tensor(obj) then return v, 'Tensor:' .. method end
+        return v
+      end
     end
     return nil
   end
@@ -360,7 +372,7 @@ function M.text(x, label)
     return M.text(v, l or x)
   end
   if type(x) == 'function' then
-    local d = method_doc(x, names[x] or label)
+    local d = method_doc(x, (label and by_name[label]) and label or names[x] or label)
     if not d then
       return nil, string.format('help: %s has no doc text (a C or built-in function)', label or names[x] or tostring(x))
     end
