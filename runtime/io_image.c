@@ -70,12 +70,46 @@ static dama_status open_image(const char *op, const char *path, int header_only,
 
 /* ---- stb_image formats ---- */
 
+/* stb_image 2.27 (Debian 12) trusts the code counts of a JPEG Huffman table: more than 256 codes
+ * overrun its 257-entry size table (UBSan/heap overwrite; found by tests/fuzz/fuzz_npy). Walk the
+ * markers (also those between the scans of a progressive JPEG) and refuse such tables first.
+ * Returns the offending count (> 256), or 0 when every table is sane. */
+static int jpeg_bad_huffman_count(const uint8_t *d, int64_t n) {
+  int64_t i = 2; /* after SOI */
+  while (i + 4 <= n) {
+    if (d[i] != 0xFF) { i++; continue; }             /* entropy-coded data: skip to the next marker */
+    uint8_t m = d[i + 1];
+    if (m == 0xFF) { i++; continue; }                 /* fill byte */
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; } /* stuffed / RSTn / SOI */
+    if (m == 0xD9) return 0;                          /* EOI */
+    int64_t len = (int64_t)d[i + 2] << 8 | d[i + 3];
+    if (len < 2) return 0;                            /* stb rejects it itself */
+    int64_t end = i + 2 + len;
+    if (end > n) end = n;
+    if (m == 0xC4) {
+      int64_t q = i + 4;
+      while (q + 17 <= end) {
+        int total = 0;
+        for (int k = 1; k <= 16; k++) total += d[q + k];
+        if (total > 256) return total;
+        q += 17 + total;
+      }
+    }
+    i = i + 2 + len;
+  }
+  return 0;
+}
+
 /* out_f32 / eh / ew / ec / dst as in dama_io_tiff_read_mem; info != NULL: header only. */
 static dama_status stb_read(const char *op, const char *path, const uint8_t *data, int64_t size, int fmt,
                             dama_image_info *info, int out_f32, int64_t eh, int64_t ew, int64_t ec, float *dst,
                             dama_tensor **out) {
   if (size > INT_MAX) return dama_io_err(DAMA_ERR_UNSUPPORTED, op, path, "file over 2 GiB is too large for stb_image");
   int x = 0, y = 0, comp = 0;
+  int bad_codes = fmt == DAMA_FMT_JPEG ? jpeg_bad_huffman_count(data, size) : 0;
+  if (bad_codes)
+    return dama_io_err(DAMA_ERR_FORMAT, op, path,
+                       "corrupt JPEG: a Huffman table (DHT) declares %d codes, at most 256 are possible", bad_codes);
   if (!stbi_info_from_memory(data, (int)size, &x, &y, &comp))
     return dama_io_err(DAMA_ERR_FORMAT, op, path, "corrupt or unsupported image: %s", stbi_failure_reason());
   int is16 = stbi_is_16_bit_from_memory(data, (int)size);

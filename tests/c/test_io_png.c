@@ -204,3 +204,21 @@ DAMA_TEST(tiny_image_header_claiming_a_huge_size_is_refused_before_decoding) {
   dama_tensor_release(t);
   dama_tensor_release(z);
 }
+
+/* Found by tests/fuzz/fuzz_npy: a JPEG whose Huffman table (DHT) declares more than 256 codes made
+ * stb_image 2.27 write past its 257-entry size table (UBSan: index 257 out of bounds). Refused first. */
+DAMA_TEST(jpeg_huffman_table_with_too_many_codes_is_refused) {
+  uint8_t jpg[80];
+  memset(jpg, 0xff, sizeof jpg);
+  const uint8_t head[9] = {0xff, 0xd8, 0xff, 0xc4, 0xfd, 0x32, 0x00, 0x4d, 0xff};
+  memcpy(jpg, head, sizeof head);
+  const char *p = tmp_path("bad_dht.jpg");
+  FILE *f = fopen(p, "wb");
+  CHECK(f != NULL);
+  fwrite(jpg, 1, sizeof jpg, f);
+  fclose(f);
+  dama_tensor *t = NULL;
+  CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
+  CHECK_MSG(strstr(dama_last_error(), "bad_dht.jpg") && strstr(dama_last_error(), "Huffman table"), "%s",
+            dama_last_error());
+}
