@@ -14,8 +14,12 @@ typedef enum dama_host_mode {
   DAMA_HOST_REPL        /* running a REPL chunk: like SCRIPT, but it takes three unanswered presses to kill */
 } dama_host_mode;
 
-/* Install the SIGINT handler (once, at start-up). */
+/* Install the SIGINT, SIGTERM and SIGUSR1 handlers (once, at start-up). */
 void dama_host_signals_init(lua_State *L);
+/* Make `require 'dama.host'` give host.critical / take_interrupt / terminating (host_call.c). */
+void dama_host_open(lua_State *L);
+/* The SIGTERM or SIGUSR1 that asked the process to end while Lua ran, or 0. */
+int dama_host_termination_signal(void);
 void dama_host_set_mode(dama_host_mode mode);
 /* Nonzero (and reset) if Ctrl-C was pressed while in DAMA_HOST_PROMPT since the last call. */
 int dama_host_take_prompt_interrupt(void);

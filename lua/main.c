@@ -56,7 +56,8 @@ static void print_usage(FILE *f)
         "library code stays compiled, and long C operations stop on Ctrl-C too.\n"
         "In a script, Ctrl-C raises the Lua error \"interrupted\" (pcall can catch it, e.g. to save\n"
         "a checkpoint); a second Ctrl-C before Lua has seen the first, or within a second, kills\n"
-        "the process.\n"
+        "the process. SIGTERM and SIGUSR1 (batch schedulers) raise \"interrupted (SIGTERM)\" the same\n"
+        "way, then the process ends with status 128 + signal (a training run saves its checkpoint).\n"
         "\n"
         "Environment:\n"
         "  DAMA_LUA_PATH  directories (':'-separated) searched first for Lua modules\n"
@@ -358,6 +359,7 @@ int main(int argc, char **argv)
   lua_gc(L, LUA_GCSTOP, 0);
   luaL_openlibs(L);
   lua_gc(L, LUA_GCRESTART, -1);
+  dama_host_open(L);
   setup_paths(L);
   create_arg_table(L, argc, argv, o.script);
   load_dama(L);
@@ -365,12 +367,16 @@ int main(int argc, char **argv)
   if (o.version) printf("%s\n", dama_host_version());
   int status = run_options(L, argv, o.script > 0 ? o.script : argc);
   if (status == 0 && o.script > 0) status = run_script(L, argc, argv, o.script);
-  if (o.interactive || (o.script == 0 && !o.exec && !o.version)) {
+  /* SIGTERM/SIGUSR1 during the script or chunks: they have had their chance to save; end (no REPL),
+   * with the status of a death by that signal */
+  int term = dama_host_termination_signal();
+  if (!term && (o.interactive || (o.script == 0 && !o.exec && !o.version))) {
     int repl_status = dama_repl_run(L);
     if (!o.interactive) status = repl_status;
   }
   fflush(stdout);
   dama_host_set_mode(DAMA_HOST_IDLE);
   lua_close(L);
+  if (term) return 128 + term;
   return status ? 1 : 0;
 }

@@ -21,25 +21,39 @@ R.defaults = {
   stable_epoch = 0,             -- epochs trained with the reconstruction losses only
   feature_loss = true,          -- false = MAE (a single branch, recon1 only)
   seed = 0, workers = 2, threads = 0,
-  out = 'runs/dama', ckpt_every = 10, grid_every = 10, log_every = 10, resume = false, max_steps = 0,
+  out = 'runs/dama',             -- the run folder; with preset=NAME and no out=: runs/<recipe>_NAME
+  ckpt_every = 10,              -- checkpoint every N epochs, and also every ckpt_steps steps and every
+  ckpt_steps = 0,               -- ckpt_minutes minutes when > 0 (so a kill -9 loses at most that much);
+  ckpt_minutes = 0,             -- Ctrl-C, SIGTERM and SIGUSR1 always save
+  overwrite = false,            -- start over in a folder that holds a checkpoint (else: refused)
+  grid_every = 10, log_every = 10, resume = false, max_steps = 0,
   optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples'},
   presets = {
     -- a small ViT that visibly learns in a few minutes on 2 CPU cores (the README's main command)
     demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, dec_dim = 64, dec_depth = 2,
             dec_heads = 2, K = 2, batch = 64, epochs = 24, warmup = 2, blr = 1.5e-3, n_samples = 2048,
-            ckpt_every = 4, grid_every = 8, log_every = 32, out = 'runs/demo'},
+            ckpt_every = 4, grid_every = 8, log_every = 32},
     -- seconds: for tests
     tiny = {arch = 'custom', img = 32, patch = 8, dim = 32, depth = 2, heads = 2, dec_dim = 32, dec_depth = 1,
             dec_heads = 2, K = 1, batch = 8, epochs = 2, warmup = 1, blr = 1.5e-3, n_samples = 64, workers = 0,
-            ckpt_every = 1, grid_every = 0, log_every = 1000, out = 'runs/tiny'},
+            ckpt_every = 1, grid_every = 0, log_every = 1000},
   },
 }
 
+-- The recipe's config: its overrides of R.defaults, then the command line. Every recipe has its own
+-- folder (overrides.out); a preset run without out= goes to <that folder>_<preset>, so a demo never
+-- overwrites a full run or another recipe's demo.
 function R.config(overrides, args)
   local d = {}
   for k, v in pairs(R.defaults) do d[k] = v end
   for k, v in pairs(overrides or {}) do d[k] = v end
-  return dama.config(d):override(args)
+  local cfg = dama.config(d):override(args)
+  local explicit_out = false
+  for _, a in ipairs(args or {}) do
+    if tostring(a):match('^%-*out=') then explicit_out = true end
+  end
+  if cfg.preset and not explicit_out then cfg.out = d.out .. '_' .. cfg.preset end
+  return cfg
 end
 
 -- One DAMA step on images x [N, C, H, W]. noise: optional branch-1 masking noise [N, L] (tests).
@@ -119,6 +133,7 @@ function R.run(cfg)
   dama.manual_seed(cfg.seed)
   if cfg.threads and cfg.threads > 0 then dama.set_num_threads(cfg.threads) end
   print(cfg)
+  dama.train.prepare_out(cfg)   -- a bad or occupied out= fails here, before data and model are built
   local loader = dama.data.cells(cfg)
   local model = dama.models.dama(cfg)
   print(string.format('model: %s, %d trainable parameters; data: %s (%d samples, %d batches/epoch)',

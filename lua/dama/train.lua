@@ -9,16 +9,29 @@
 -- ctx = {epoch =, iter =, step =, cfg =}. The loop owns everything else:
 --   - AdamW over model's parameters with the reference's weight-decay rule (no decay for 1-D parameters
 --     and biases), lr = blr·batch/256 set every iteration from the fractional epoch (warm-up, cosine);
---   - a progress line (epoch, step, each loss, lr, samples/s, ETA), a JSONL metrics log (metrics.jsonl),
---     a loss-curve PNG (loss.png) at each epoch end, reconstruction grids (recon_eNNN.png) every
---     cfg.grid_every epochs through opts.visualize(x) -> rows of images;
---   - checkpoints (checkpoint.safetensors, written atomically) every cfg.ckpt_every epochs, at the end and
---     on Ctrl-C, holding model, optimizer, step, RNG and data cursor, so `resume=true` continues exactly;
+--   - a progress line (epoch, step, each loss, lr, samples/s, ETA), a JSONL metrics log (metrics.jsonl,
+--     one row per finished step with its wall-clock `time` (training seconds, summed over resumes) and
+--     `unix_time`), the resolved config (config.json), a loss-curve PNG (loss.png) at each epoch end,
+--     reconstruction grids (recon_eNNN.png) every cfg.grid_every epochs through opts.visualize(x);
+--   - checkpoints (checkpoint.safetensors, written atomically) every cfg.ckpt_every epochs, every
+--     cfg.ckpt_steps steps and every cfg.ckpt_minutes minutes (so a kill -9 loses at most that much), at
+--     the end, and on Ctrl-C, SIGTERM or SIGUSR1, holding model, optimizer, step, RNG and data cursor, so
+--     `resume=true` continues exactly (the same losses and bit-identical weights as a run never stopped);
+--   - run folders: a fresh run refuses a folder that already holds a checkpoint (resume=true continues
+--     it, overwrite=true starts over), resume=true refuses one without a checkpoint, and an unwritable
+--     out= fails naming the folder (T.prepare_out, which recipes call before building the model);
 --   - NaN/Inf detection: the run stops with a message naming the step and the losses, and the last good
 --     checkpoint is left untouched.
--- Config keys read: epochs, warmup, blr, min_lr, batch, wd, betas, out, ckpt_every, grid_every,
--- log_every, resume, max_steps (stop early, for tests and demos), seed.
+-- Exactness on a signal: a step is either finished or abandoned. The optimizer update, after_step (an
+-- EMA teacher), the step count and the metrics row run as one critical section (dama.host.critical:
+-- a signal is held until it ends); an interrupt anywhere else abandons the step in progress, and the
+-- checkpoint holds the state after the last finished step (its step, data cursor, RNG and lr), the
+-- same state a checkpoint written right after that step would hold.
+-- Config keys read: epochs, warmup, blr, min_lr, batch, wd, betas, out, ckpt_every, ckpt_steps,
+-- ckpt_minutes, grid_every, log_every, resume, overwrite, max_steps (stop early, for tests and demos),
+-- seed.
 local dama = require 'dama'
+local ffi = require 'ffi'
 
 local T = {}
 
@@ -30,24 +43,125 @@ local function fmt_time(s)
   return s .. 's'
 end
 
-local function now()
-  local ffi = require 'ffi'
+local function clock(id)
   if not T._tv then
     pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } dama_timespec; int clock_gettime(int, dama_timespec *);')
     T._tv = ffi.new('dama_timespec')
   end
-  ffi.C.clock_gettime(1, T._tv)
+  ffi.C.clock_gettime(id, T._tv)
   return tonumber(T._tv.tv_sec) + tonumber(T._tv.tv_nsec) * 1e-9
 end
+local function now() return clock(1) end          -- CLOCK_MONOTONIC
+local function unix_time() return clock(0) end    -- CLOCK_REALTIME
 T.now = now
 
--- JSON for one metrics line / the saved config (dama.checkpoint's encoder: nested tables, NaN as null).
-local function to_json(t) return dama.checkpoint.json_encode(t) end
-T.to_json = to_json
-
-local function mkdir_p(path)
-  os.execute('mkdir -p ' .. string.format('%q', path))
+-- The host's signal handling (the `dama` program); plain no-ops when the library runs elsewhere.
+local host do
+  local ok, h = pcall(require, 'dama.host')
+  host = ok and type(h) == 'table' and h or {
+    critical = function(f, ...) return f(...) end,
+    take_interrupt = function() return nil end,
+    terminating = function() return nil end,
+  }
 end
+T.host = host
+
+-- ---------------------------------------------------------------- files and folders
+
+for _, decl in ipairs{'int mkdir(const char *, unsigned int);', 'char *strerror(int);', 'int getpid(void);',
+                      'int kill(int, int);', 'void *opendir(const char *);', 'void *readdir(void *);',
+                      'int closedir(void *);'} do
+  pcall(ffi.cdef, decl)
+end
+local C = ffi.C
+local EEXIST, EPERM = 17, 1
+
+local function strerror(e) return ffi.string(C.strerror(e)) end
+
+local function is_dir(path)
+  local d = C.opendir(path)
+  if d == nil then return false end
+  C.closedir(d)
+  return true
+end
+
+-- Names in a folder (no '.' / '..'); {} if it cannot be read.
+local function list_dir(path)
+  local r = {}
+  local d = C.opendir(path)
+  if d == nil then return r end
+  while true do
+    local e = C.readdir(d)
+    if e == nil then break end
+    local name = ffi.string(ffi.cast('const char *', e) + 19)   -- glibc's struct dirent: d_name at 19
+    if name ~= '.' and name ~= '..' then r[#r + 1] = name end
+  end
+  C.closedir(d)
+  table.sort(r)
+  return r
+end
+T.list_dir = list_dir
+
+-- mkdir -p; returns true or nil, message (naming the part that failed).
+local function mkdir_p(path)
+  local prefix = path:sub(1, 1) == '/' and '/' or ''
+  for part in path:gmatch('[^/]+') do
+    prefix = prefix .. part
+    if C.mkdir(prefix, 511) ~= 0 then
+      local e = ffi.errno()
+      if e ~= EEXIST then return nil, string.format("cannot create the folder '%s': %s", prefix, strerror(e)) end
+      if not is_dir(prefix) then return nil, string.format("'%s' exists and is not a folder", prefix) end
+    end
+    prefix = prefix .. '/'
+  end
+  return true
+end
+
+local function exists(path)
+  local f = io.open(path, 'rb')
+  if f then f:close() return true end
+  return false
+end
+
+local function pid_alive(pid)
+  if C.kill(pid, 0) == 0 then return true end
+  return ffi.errno() == EPERM
+end
+
+-- Remove '<name>.tmp.<pid>' files in dir left by a process killed while writing <name> (the checkpoint
+-- writer's temporary; see safetensors.c), when that process is gone (or is this one: our writes are
+-- synchronous, so a leftover of ours is from a write that failed).
+function T.remove_stale_tmp(dir, name)
+  local removed = {}
+  local me = C.getpid()
+  local pat = '^' .. name:gsub('%p', '%%%0') .. '%.tmp%.(%d+)$'
+  for _, f in ipairs(list_dir(dir)) do
+    local pid = tonumber(f:match(pat))
+    if pid and (pid == me or pid > 2^31 - 1 or not pid_alive(pid)) then
+      if os.remove(dir .. '/' .. f) then removed[#removed + 1] = f end
+    end
+  end
+  return removed
+end
+
+-- Write a whole file atomically (a temporary in the same folder, then rename).
+local function write_atomic(path, text)
+  local tmp = string.format('%s.tmp.%d', path, C.getpid())
+  local f, err = io.open(tmp, 'wb')
+  if not f then error(string.format("train: cannot write '%s': %s", tmp, err), 0) end
+  local ok, werr = f:write(text)
+  f:close()
+  if not ok then os.remove(tmp); error(string.format("train: cannot write '%s': %s", tmp, werr), 0) end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then os.remove(tmp); error(string.format("train: cannot rename '%s' to '%s': %s", tmp, path, rerr), 0) end
+end
+T.write_atomic = write_atomic
+
+-- JSON for one metrics line / the saved config (dama.checkpoint's encoder: nested tables, NaN as null).
+-- Everything here encodes through T.json_encode, so the codec can be swapped in one place.
+function T.json_encode(t) return dama.checkpoint.json_encode(t) end
+local function to_json(t) return T.json_encode(t) end
+T.to_json = to_json
 
 local function item(v) return type(v) == 'number' and v or v:item() end
 
@@ -65,6 +179,27 @@ local function read_metrics(path)
   return hist
 end
 
+-- Keep the rows of metrics.jsonl up to `step` (a resumed run re-executes the steps after its checkpoint;
+-- their old rows go, so no step is logged twice). Atomic. Returns the number of rows kept and the last
+-- kept row's time.
+local function truncate_metrics(path, step)
+  local f = io.open(path, 'r')
+  if not f then return 0 end
+  local kept, dropped, last_time = {}, 0, nil
+  for line in f:lines() do
+    local s = tonumber(line:match('"step":(%d+)'))
+    if s and s <= step then
+      kept[#kept + 1] = line
+      last_time = tonumber(line:match('"time":(%-?[%d%.eE%+%-]+)')) or last_time
+    elseif line:match('%S') then
+      dropped = dropped + 1
+    end
+  end
+  f:close()
+  if dropped > 0 then write_atomic(path, #kept > 0 and (table.concat(kept, '\n') .. '\n') or '') end
+  return #kept, last_time, dropped
+end
+
 local function plot_history(path, hist, names)
   local series, xs = {}, {}
   for _, n in ipairs(names) do series[n] = {} end
@@ -75,12 +210,65 @@ local function plot_history(path, hist, names)
   dama.plot.lines(path, series, {x = xs, title = 'training loss', xlabel = 'epoch', ylabel = 'loss'})
 end
 
+-- The run folder of cfg.out, checked before anything expensive is built (recipes call this before the
+-- model): created if missing, writable, and holding a checkpoint exactly when resume=true expects one.
+-- overwrite=true (without resume) removes the old checkpoint and metrics to start over. Errors name the
+-- folder and what to do. Returns {out =, checkpoint =, metrics =, config =}.
+function T.prepare_out(cfg)
+  local out = cfg.out or 'runs/default'
+  if type(out) ~= 'string' or out == '' then
+    error(string.format('train: out= must be a folder name, got %s', tostring(out)), 0)
+  end
+  out = out:gsub('(.)/+$', '%1')
+  local ok, err = mkdir_p(out)
+  if not ok then error(string.format("train: out='%s' is not usable: %s", out, err), 0) end
+  local probe = string.format('%s/.dama_write_test.%d', out, C.getpid())
+  local f, ferr = io.open(probe, 'w')
+  if not f then
+    error(string.format("train: out='%s': the folder is not writable (%s)", out, ferr), 0)
+  end
+  f:close()
+  os.remove(probe)
+  local paths = {out = out, checkpoint = out .. '/checkpoint.safetensors', metrics = out .. '/metrics.jsonl',
+                 config = out .. '/config.json'}
+  local have = exists(paths.checkpoint)
+  if cfg.resume then
+    if not have then
+      local n = #read_metrics(paths.metrics)
+      error(string.format("train: resume=true, but '%s' holds no checkpoint%s; start the run without " ..
+        'resume=true (or point out= at the run to continue)', out,
+        n > 0 and string.format(' (metrics.jsonl logs %d step(s): the run stopped before its first ' ..
+          'checkpoint; ckpt_steps= or ckpt_minutes= bound that)', n) or ''), 0)
+    end
+  elseif have then
+    if cfg.overwrite then
+      for _, p in ipairs{paths.checkpoint, paths.metrics, paths.config} do os.remove(p) end
+    else
+      error(string.format("train: '%s' already holds a checkpoint; continue that run with resume=true, " ..
+        'start it over with overwrite=true, or choose another out=', paths.checkpoint), 0)
+    end
+  end
+  T.remove_stale_tmp(out, 'checkpoint.safetensors')
+  return paths
+end
+
+-- The resolved config as a plain JSON-able table (Lua functions, e.g. a custom mask strategy, by name).
+local function config_table(cfg)
+  local t = cfg.table and cfg:table() or {}
+  if not cfg.table then for k, v in pairs(cfg) do t[k] = v end end
+  for k, v in pairs(t) do
+    local ty = type(v)
+    if ty == 'function' then t[k] = 'lua function'
+    elseif ty ~= 'number' and ty ~= 'string' and ty ~= 'boolean' and ty ~= 'table' then t[k] = tostring(v) end
+    if ty == 'number' and (v ~= v or math.abs(v) == math.huge) then t[k] = tostring(v) end
+  end
+  return t
+end
+
 function T.train(cfg, loader, model, step, opts)
   opts = opts or {}
-  local out = cfg.out or 'runs/default'
-  mkdir_p(out)
-  local ckpt_path = out .. '/checkpoint.safetensors'
-  local metrics_path = out .. '/metrics.jsonl'
+  local paths = T.prepare_out(cfg)
+  local out, ckpt_path, metrics_path = paths.out, paths.checkpoint, paths.metrics
   local epochs, warmup = cfg.epochs, cfg.warmup or 0
   local batch = cfg.batch
   local lr = cfg.lr or (cfg.blr * batch / 256)
@@ -94,42 +282,88 @@ function T.train(cfg, loader, model, step, opts)
   local opt = dama.optim.AdamW(groups, {lr = lr, betas = cfg.betas or {0.9, 0.95}, weight_decay = cfg.wd or 0.05})
   local sched = dama.schedule.warmup_cosine{lr = lr, min_lr = cfg.min_lr or 0, warmup_epochs = warmup,
                                             epochs = epochs}
-  local global_step, start_epoch = 0, 0
+  local global_step, start_epoch, time0 = 0, 0, 0
 
   if cfg.resume then
-    local f = io.open(ckpt_path, 'r')
-    if f then
-      f:close()
-      local info = dama.checkpoint.load(ckpt_path, {model = model, optimizer = opt})
-      global_step = info.step or 0
-      if info.rng then dama.set_rng_state(info.rng) end
-      if info.cursor then loader:set_cursor(info.cursor) end
-      start_epoch = loader:cursor().epoch
-      print(string.format('resumed from %s at epoch %d, step %d', ckpt_path, start_epoch, global_step))
-    else
-      print('resume: no checkpoint at ' .. ckpt_path .. ', starting fresh')
+    local info = dama.checkpoint.load(ckpt_path, {model = model, optimizer = opt})   -- restores the RNG too
+    global_step = info.step or 0
+    local c = info.cursor
+    if type(c) ~= 'table' or type(c.epoch) ~= 'number' or type(c.index) ~= 'number' then
+      error(string.format("train: checkpoint '%s' holds no data position (cursor), so it cannot be resumed " ..
+        'exactly', ckpt_path), 0)
     end
-  end
-  if not cfg.resume or global_step == 0 then
+    local ok, err = pcall(loader.set_cursor, loader, c)
+    if not ok then
+      error(string.format("train: checkpoint '%s' holds the data position epoch %s, index %s, which this " ..
+        'data cannot take (%d samples, %d batches of %d an epoch): was it saved with other data, n_samples= ' ..
+        'or batch=? (%s)', ckpt_path, tostring(c.epoch), tostring(c.index), loader:size(), iters, batch,
+        tostring(err)), 0)
+    end
+    start_epoch = loader:cursor().epoch
+    time0 = type(info.extra) == 'table' and tonumber(info.extra.train_time) or nil
+    local _, last_time, dropped = truncate_metrics(metrics_path, global_step)
+    time0 = time0 or last_time or 0
+    print(string.format('resumed from %s at epoch %d, step %d', ckpt_path, start_epoch, global_step))
+    if dropped and dropped > 0 then
+      print(string.format('metrics.jsonl: dropped %d row(s) logged after step %d (they run again)', dropped,
+        global_step))
+    end
+  else
     local f = io.open(metrics_path, 'w'); if f then f:close() end
   end
 
-  -- the config as JSON for the checkpoint (Lua functions, e.g. a custom mask strategy, by name only)
-  local saved_cfg = cfg.table and cfg:table() or {}
-  for k, v in pairs(saved_cfg) do if type(v) == 'function' then saved_cfg[k] = 'lua function' end end
-  local function save_checkpoint(reason)
-    dama.checkpoint.save{path = ckpt_path, model = model, optimizer = opt, step = global_step,
-                         epoch = loader:cursor().epoch, rng = dama.rng_state(), cursor = loader:cursor(),
-                         extra = {reason = reason, config = to_json(saved_cfg)}}
+  local saved_cfg = config_table(cfg)
+  local cfg_json = to_json(saved_cfg)
+  write_atomic(paths.config, cfg_json .. '\n')
+
+  local t_start = now()
+  local function train_time() return time0 + (now() - t_start) end
+
+  -- The state after the last finished step (or epoch end): what a checkpoint holds. Model and optimizer
+  -- tensors only change inside the critical section, so they always match it.
+  local function snapshot()
+    local lrs = {}
+    for i, g in ipairs(opt.param_groups) do lrs[i] = g.lr end
+    return {step = global_step, cursor = loader:cursor(), rng = dama.rng_state(), lrs = lrs, time = train_time()}
+  end
+  local state = snapshot()
+
+  local t_ckpt = now()
+  local function save_checkpoint(reason, st)
+    st = st or snapshot()
+    for i, g in ipairs(opt.param_groups) do if st.lrs[i] then g.lr = st.lrs[i] end end
+    T.remove_stale_tmp(out, 'checkpoint.safetensors')
+    dama.checkpoint.save{path = ckpt_path, model = model, optimizer = opt, step = st.step,
+                         epoch = st.cursor.epoch, rng = st.rng, cursor = st.cursor,
+                         extra = {reason = reason, config = cfg_json, train_time = st.time}}
+    t_ckpt = now()
   end
 
   local names = nil
   local metrics = io.open(metrics_path, 'a')
+  if not metrics then error(string.format("train: cannot append to '%s'", metrics_path), 0) end
   -- samples/s over the steps since the previous progress line (so start-up costs fade out)
   local t_last, step_last = now(), global_step
   local total_steps = epochs * iters
   local max_steps = cfg.max_steps and cfg.max_steps > 0 and cfg.max_steps or math.huge
+  local ckpt_steps = tonumber(cfg.ckpt_steps) or 0
+  local ckpt_seconds = (tonumber(cfg.ckpt_minutes) or 0) * 60
   local last_losses = {}
+
+  -- the end of a step that must not stop half-way (a signal waits for it): the update, the teacher,
+  -- the count, the log row, the new snapshot
+  local function finish_step(ctx, values, epoch, it)
+    opt:step()
+    if opts.after_step then opts.after_step(ctx) end
+    global_step = global_step + 1
+    last_losses = values
+    local rec = {step = global_step, epoch = epoch, epoch_f = epoch + (it + 1) / iters, lr = opt.param_groups[1].lr}
+    for k, v in pairs(values) do rec[k] = v end
+    -- wall-clock fields last, in milliseconds' precision
+    local line = to_json(rec):gsub('}$', string.format(',"time":%.3f,"unix_time":%.3f}', train_time(), unix_time()))
+    metrics:write(line, '\n'); metrics:flush()
+    state = snapshot()
+  end
 
   local function run()
     for epoch = start_epoch, epochs - 1 do
@@ -152,19 +386,13 @@ function T.train(cfg, loader, model, step, opts)
           end
         end
         total:backward()
-        opt:step()
-        if opts.after_step then opts.after_step(ctx) end
-        global_step = global_step + 1
-        last_losses = values
+        host.critical(finish_step, ctx, values, epoch, it)
         if not names then
           names = {}
           for k in pairs(values) do if k ~= 'total' then names[#names + 1] = k end end
           table.sort(names)
           names[#names + 1] = 'total'
         end
-        local rec = {step = global_step, epoch = epoch, epoch_f = epoch + (it + 1) / iters, lr = opt.param_groups[1].lr}
-        for k, v in pairs(values) do rec[k] = v end
-        metrics:write(to_json(rec), '\n'); metrics:flush()
         local log_every = cfg.log_every or 10
         if global_step % log_every == 0 or global_step == 1 then
           local t = now()
@@ -178,15 +406,18 @@ function T.train(cfg, loader, model, step, opts)
           io.flush()
         end
         if global_step >= max_steps then return 'max_steps' end
+        if ckpt_steps > 0 and global_step % ckpt_steps == 0 then save_checkpoint('steps', state)
+        elseif ckpt_seconds > 0 and now() - t_ckpt >= ckpt_seconds then save_checkpoint('minutes', state) end
       end
-      -- end of epoch
+      -- end of epoch (the grid draws random masks: it is part of what a resumed run repeats)
       if names then plot_history(out .. '/loss.png', read_metrics(metrics_path), names) end
       local ge = cfg.grid_every or 0
       if opts.visualize and ge > 0 and ((epoch + 1) % ge == 0 or epoch + 1 == epochs) then
         opts.visualize(string.format('%s/recon_e%03d.png', out, epoch + 1))
       end
+      state = snapshot()
       local ce = cfg.ckpt_every or 1
-      if ce > 0 and (epoch + 1) % ce == 0 then save_checkpoint('epoch') end
+      if ce > 0 and (epoch + 1) % ce == 0 then save_checkpoint('epoch', state) end
     end
     return 'done'
   end
@@ -195,15 +426,22 @@ function T.train(cfg, loader, model, step, opts)
   metrics:close()
   if not ok then
     if tostring(res):find('interrupted') then
-      save_checkpoint('interrupt')
-      print(string.format('\ninterrupted at step %d: checkpoint saved to %s (resume with resume=true)', global_step,
+      local sig = host.take_interrupt() or 'SIGINT'
+      -- held as a critical section: a second signal waits until the checkpoint is complete
+      local saved = false
+      local sok, serr = pcall(host.critical, function()
+        save_checkpoint('interrupt', state)
+        saved = true
+      end)
+      if not saved then error(sok and res or serr, 0) end
+      print(string.format('\ninterrupted at step %d: checkpoint saved to %s (resume with resume=true)', state.step,
         ckpt_path))
-      error('interrupted', 0)
+      error(sig == 'SIGINT' and 'interrupted' or ('interrupted (' .. sig .. ')'), 0)
     end
     error(res, 0)
   end
   if names then plot_history(out .. '/loss.png', read_metrics(metrics_path), names) end
-  save_checkpoint(res)
+  save_checkpoint(res, state)
   if opts.visualize and res == 'max_steps' and (cfg.grid_every or 0) > 0 then
     opts.visualize(out .. '/recon_final.png')
   end
