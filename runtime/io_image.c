@@ -87,10 +87,11 @@ static int jpeg_bad_huffman_count(const uint8_t *d, int64_t n) {
     int64_t end = i + 2 + len;
     if (end > n) end = n;
     if (m == 0xC4) {
+      /* stb reads bytes past the end of the file as 0, so a table cut short counts what is there */
       int64_t q = i + 4;
-      while (q + 17 <= end) {
+      while (q + 1 < end) {
         int total = 0;
-        for (int k = 1; k <= 16; k++) total += d[q + k];
+        for (int k = 1; k <= 16 && q + k < end; k++) total += d[q + k];
         if (total > 256) return total;
         q += 17 + total;
       }

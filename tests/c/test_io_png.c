@@ -221,4 +221,13 @@ DAMA_TEST(jpeg_huffman_table_with_too_many_codes_is_refused) {
   CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
   CHECK_MSG(strstr(dama_last_error(), "bad_dht.jpg") && strstr(dama_last_error(), "Huffman table"), "%s",
             dama_last_error());
+  /* the same with the table cut short by the end of the file (stb reads the missing bytes as 0) */
+  static const uint8_t cut[21] = {0xff, 0xd8, 0xff, 0xff, 0xc4, 0x4d, 0, 0, 0, 0, 0, 0, 0, 0x15, 0x02,
+                                  0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  f = fopen(p, "wb");
+  CHECK(f != NULL);
+  fwrite(cut, 1, sizeof cut, f);
+  fclose(f);
+  CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
+  CHECK_MSG(strstr(dama_last_error(), "Huffman table"), "%s", dama_last_error());
 }
