@@ -4,7 +4,8 @@
 # of interrupted and resumed runs must end with the same per-step losses (metrics.jsonl, one row per
 # step, none twice) and a final checkpoint whose every tensor is bit-identical to an uninterrupted run.
 # Progress is read from metrics.jsonl (polled), so the test does not depend on the machine's speed.
-# Usage: bash tests/cli/test_resume_signals.sh path/to/dama [sigint|sigterm|kill9|all]
+# The REPL part: SIGTERM during a training chunk saves, then ends the process.
+# Usage: bash tests/cli/test_resume_signals.sh path/to/dama [sigint|sigterm|kill9|repl|all]
 set -u
 DAMA=${1:?usage: test_resume_signals.sh path/to/dama [part]}
 PART=${2:-all}
@@ -101,7 +102,11 @@ chain() { # name extra-args signal...
     if [ "$sig" = KILL ]; then
       expect "$name $n: kill -9 kills" 137 "$rc"
     else
-      expect_match "$name $n: SIG$sig stops with a non-zero status" '^[1-9]' "$rc"
+      # Ctrl-C: the script's error (1); SIGTERM/SIGUSR1: 128 + signal, as a death by it reads
+      local want=1
+      [ "$sig" = TERM ] && want=143
+      [ "$sig" = USR1 ] && want=$((128 + $(kill -l USR1)))
+      expect "$name $n: SIG$sig stops with status $want" "$want" "$rc"
       expect_match "$name $n: SIG$sig saves and names the checkpoint" \
         "interrupted at step [0-9]+: checkpoint saved to $out/checkpoint.safetensors" "$log"
       local step rows_now
@@ -124,10 +129,51 @@ chain() { # name extra-args signal...
   expect "$name: no temporary files are left" "" "$(cd "$out" && ls | grep '\.tmp\.' || true)"
 }
 
+# The REPL: SIGTERM while a chunk trains saves the checkpoint, then ends the process (the chunk's
+# later lines do not run); at the prompt it ends the process at once.
+repl() {
+  local out="$tmp/repl"
+  rm -rf "$out"; mkfifo "$tmp/fifo"
+  perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV' "$DAMA" < "$tmp/fifo" > "$tmp/repl.log" 2>&1 &
+  pid=$!
+  exec 3> "$tmp/fifo"
+  printf 'arg = {[0] = "recipes/pretrain_set3.lua", "preset=tiny", "epochs=24", "log_every=1000", "out=%s"}\n' "$out" >&3
+  printf 'dofile(arg[0])\nprint("the next line ran")\n' >&3
+  if wait_rows "$out" 20; then
+    kill -TERM $pid
+    wait $pid 2> /dev/null
+    local rc=$? log step
+    log=$(cat "$tmp/repl.log")
+    expect 'repl: SIGTERM during training ends the REPL with status 143' 143 "$rc"
+    expect_match 'repl: after saving the checkpoint' "interrupted at step [0-9]+: checkpoint saved to $out/checkpoint.safetensors" "$log"
+    expect_match 'repl: and saying why it ended' 'dama: terminated by SIGTERM' "$log"
+    expect 'repl: the chunk after it does not run' '' "$(printf '%s\n' "$log" | grep 'the next line ran')"
+    step=$(printf '%s\n' "$log" | sed -n 's/.*interrupted at step \([0-9]*\):.*/\1/p')
+    expect 'repl: metrics.jsonl ends at the saved step' "$step" "$(rows "$out")"
+  else
+    expect 'repl: the training chunk was running' running stopped
+    kill $pid; wait $pid 2> /dev/null
+  fi
+  exec 3>&-
+  perl -e 'exec @ARGV' "$DAMA" < "$tmp/fifo" > "$tmp/repl2.log" 2>&1 &
+  pid=$!
+  exec 3> "$tmp/fifo"
+  printf 'io.write("ready\\n") io.flush()\n' >&3
+  local deadline=$((SECONDS + 120))
+  until grep -q '^ready' "$tmp/repl2.log" || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+  sleep 0.2   # back at the prompt, reading the next line
+  kill -TERM $pid
+  wait $pid 2> /dev/null
+  expect 'repl: SIGTERM at the prompt ends the REPL (143)' 143 "$?"
+  exec 3>&-
+  rm -f "$tmp/fifo"
+}
+
 reference
 case $PART in sigint | all) chain sigint '' INT INT INT INT ;; esac
 case $PART in sigterm | all) chain sigterm '' TERM USR1 TERM ;; esac
 case $PART in kill9 | all) chain kill9 'ckpt_steps=7' KILL INT KILL KILL ;; esac
+case $PART in repl | all) repl ;; esac
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

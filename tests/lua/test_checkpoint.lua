@@ -327,3 +327,83 @@ test('dama.nn ViT + AdamW over the arena: checkpoint resume is bit-exact', funct
   for name, t in pairs(a) do expect_eq(b[name]:totable(), t:totable(), name) end
   os.remove(path)
 end)
+
+-- dama.train's interrupt checkpoint holds the state after the last finished step: an "interrupted" raised
+-- inside a step (after its batch was taken from the loader) or inside the epoch-end grid (which draws
+-- random masks) abandons that work, and the resumed run ends bit-identical to one never stopped.
+do
+  local R = dofile('recipes/dama.lua')
+  local function quiet(fn, ...)
+    local print0, out0 = print, io.output()
+    print = function() end
+    io.output('/dev/null')
+    local res = {pcall(fn, ...)}
+    print = print0
+    io.output(out0)
+    return unpack(res)
+  end
+  local function run(out, extra, hooks)
+    local args = {'preset=tiny', 'grid_every=1', 'out=' .. out}
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local cfg = R.config({}, args)
+    dama.manual_seed(cfg.seed)
+    local loader = dama.data.cells(cfg)
+    local model = dama.models.dama(cfg)
+    local vis = loader:peek(4)
+    hooks = hooks or {}
+    return quiet(dama.train, cfg, loader, model, function(x, ctx)
+      if hooks.step then hooks.step(ctx) end
+      return R.step(model, x, cfg, ctx)
+    end, {visualize = function(path)
+      if hooks.visualize then hooks.visualize(path) end
+      R.visualize(model, vis, cfg, path)
+    end})
+  end
+  local function rows(path)
+    local r = {}
+    for line in io.lines(path) do r[#r + 1] = (line:gsub(',"time":.*}$', '}')) end
+    return r
+  end
+  local function same_tensors(a, b)
+    local A, B = checkpoint.load_tensors(a), checkpoint.load_tensors(b)
+    local n = 0
+    for name, t in pairs(A) do
+      expect(B[name] ~= nil, name)
+      if B[name] then expect_eq(B[name]:totable(), t:totable(), name) end
+      n = n + 1
+    end
+    for name in pairs(B) do expect(A[name] ~= nil, name) end
+    return n
+  end
+
+  test('train: an interrupt inside a step or the epoch-end grid saves the last finished step exactly', function()
+    local base = TMP .. '_train'
+    local ok, err = run(base .. '_ref')
+    expect(ok, err)
+    -- inside step 6's forward: the checkpoint is step 5's, cursor after batch 5
+    local fired = false
+    ok, err = run(base .. '_a', {}, {step = function(ctx)
+      if ctx.step == 5 and not fired then fired = true; error('interrupted') end
+    end})
+    expect(not ok and tostring(err):find('interrupted'), tostring(err))
+    local info = checkpoint.load(base .. '_a/checkpoint.safetensors', {rng = false})
+    expect_eq(info.step, 5)
+    expect_eq(info.cursor, {epoch = 0, index = 40})
+    expect_eq(#rows(base .. '_a/metrics.jsonl'), 5)
+    -- inside the grid at the end of epoch 1 (resumed run): the state of step 8, before the grid
+    fired = false
+    ok, err = run(base .. '_a', {'resume=true'}, {visualize = function()
+      if not fired then fired = true; error('interrupted') end
+    end})
+    expect(not ok and tostring(err):find('interrupted'), tostring(err))
+    info = checkpoint.load(base .. '_a/checkpoint.safetensors', {rng = false})
+    expect_eq(info.step, 8)
+    expect_eq(info.cursor, {epoch = 0, index = 64})
+    ok, err = run(base .. '_a', {'resume=true'})
+    expect(ok, err)
+    expect_eq(rows(base .. '_a/metrics.jsonl'), rows(base .. '_ref/metrics.jsonl'))
+    expect_eq(#rows(base .. '_ref/metrics.jsonl'), 16)
+    expect(same_tensors(base .. '_ref/checkpoint.safetensors', base .. '_a/checkpoint.safetensors') > 100)
+    os.execute('rm -rf ' .. base .. '_ref ' .. base .. '_a')
+  end)
+end
