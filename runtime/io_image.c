@@ -84,17 +84,19 @@ static int jpeg_bad_huffman_count(const uint8_t *d, int64_t n) {
     if (m == 0xD9) return 0;                          /* EOI */
     int64_t len = (int64_t)d[i + 2] << 8 | d[i + 3];
     if (len < 2) return 0;                            /* stb rejects it itself */
-    int64_t end = i + 2 + len;
-    if (end > n) end = n;
     if (m == 0xC4) {
-      /* stb reads bytes past the end of the file as 0, so a table cut short counts what is there */
-      int64_t q = i + 4;
-      while (q + 1 < end) {
+      /* as stb reads it: tables until the segment length runs out, each 1 + 16 + total bytes even
+       * past the segment's end, bytes past the end of the file as 0; the next marker follows */
+      int64_t L = len - 2, q = i + 4;
+      while (L > 0) {
         int total = 0;
-        for (int k = 1; k <= 16 && q + k < end; k++) total += d[q + k];
+        for (int k = 1; k <= 16; k++) total += q + k < n ? d[q + k] : 0;
         if (total > 256) return total;
+        L -= 17 + total;
         q += 17 + total;
       }
+      i = q;
+      continue;
     }
     i = i + 2 + len;
   }

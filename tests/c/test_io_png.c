@@ -230,4 +230,13 @@ DAMA_TEST(jpeg_huffman_table_with_too_many_codes_is_refused) {
   fclose(f);
   CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
   CHECK_MSG(strstr(dama_last_error(), "Huffman table"), "%s", dama_last_error());
+  /* a segment length that ends mid-table: stb reads the second table past the segment's end */
+  static const uint8_t past[36] = {0xff, 0xd8, 0xff, 0xc4, 0x00, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                   0, 0, 0, 0, 0, 0x01, 0x00, 0x02, 0x3d, 0x00, 0xfa, 0, 0, 0, 0, 0, 0, 0};
+  f = fopen(p, "wb");
+  CHECK(f != NULL);
+  fwrite(past, 1, sizeof past, f);
+  fclose(f);
+  CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
+  CHECK_MSG(strstr(dama_last_error(), "Huffman table"), "%s", dama_last_error());
 }
