@@ -237,6 +237,15 @@ static dama_status tf_check_dir(tfile *f, uint32_t *w, uint32_t *h, uint16_t *sp
   return DAMA_OK;
 }
 
+/* The most a codec can expand its input: what a file of n bytes can decode to is at most n times this. */
+static double tf_max_ratio(uint16_t comp) {
+  return comp == COMPRESSION_NONE       ? 1
+         : comp == COMPRESSION_PACKBITS ? 128
+         : (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_DEFLATE) ? 1100
+         : comp == COMPRESSION_LZW      ? 4096
+                                        : 65536; /* zstd, LZMA, JPEG, ...: generous */
+}
+
 /* verify_pages = 0 (whole-image reads): assume every directory is a channel page and check each while
  * reading it (tf_goto_page), instead of parsing every directory twice. */
 static dama_status tf_layout(tfile *f, int verify_pages) {
@@ -337,11 +346,7 @@ static dama_status tf_layout(tfile *f, int verify_pages) {
    * (a 200-byte file cannot hold a 2^30-pixel-wide page), and the whole image under a sane limit. */
   uint16_t comp = COMPRESSION_NONE;
   TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &comp);
-  double ratio = comp == COMPRESSION_NONE       ? 1
-                 : comp == COMPRESSION_PACKBITS ? 128
-                 : (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_DEFLATE) ? 1100
-                 : comp == COMPRESSION_LZW      ? 4096
-                                                : 65536; /* zstd, LZMA, JPEG, ...: generous */
+  double ratio = tf_max_ratio(comp);
   double page0 = (double)w * (double)h * (double)spp * (double)dama_dtype_size(dt);
   if (f->file_size > 0 && page0 > (double)f->file_size * ratio)
     return tf_fail(f, DAMA_ERR_FORMAT,
@@ -480,6 +485,15 @@ static dama_status tf_read_dir_region(tfile *f, int64_t x0, int64_t y0, int64_t 
   if (bsize <= 0 || bsize < need_full)
     return tf_fail(f, DAMA_ERR_FORMAT, "page %u: block size %lld is smaller than %lld", dir, (long long)bsize,
                    (long long)need_full);
+  /* a tile or strip of TileWidth x TileLength (or ImageWidth x RowsPerStrip) must fit in the file
+   * at the codec's best ratio too (a 489-byte file claimed 5 GB tiles; found by fuzz_tiff) */
+  uint16_t bcomp = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &bcomp);
+  if (f->file_size > 0 && (double)bsize > (double)f->file_size * tf_max_ratio(bcomp) + (double)(1 << 20))
+    return tf_fail(f, DAMA_ERR_FORMAT,
+                   "page %u: a %s of %lld x %lld pixels is %lld bytes, more than a %lld-byte file can hold "
+                   "(compression %u)", dir, tiled ? "tile (TileWidth x TileLength)" : "strip (ImageWidth x RowsPerStrip)",
+                   (long long)tw, (long long)th, (long long)bsize, (long long)f->file_size, (unsigned)bcomp);
   uint8_t *buf = malloc((size_t)bsize);
   if (!buf) return tf_fail(f, DAMA_ERR_OOM, "cannot allocate a %lld-byte block buffer", (long long)bsize);
   int oes = out_f32 ? 4 : es;

@@ -854,3 +854,13 @@ DAMA_TEST(tiff_huge_claimed_size_names_the_file_and_field_before_allocating) {
   }
   dama_tensor_release(img);
 }
+
+/* Found by tests/fuzz/fuzz_tiff: a 489-byte TIFF whose tiles claim 5 GB made the reader allocate a
+ * 5 GB block buffer. Tiles and strips are now checked against the file's size first. */
+DAMA_TEST(tiff_tile_larger_than_the_file_can_hold_is_refused) {
+  const char *p = DAMA_SOURCE_ROOT "/tests/fuzz/corpus/tiff/regress_tile_5GB_in_489_bytes";
+  dama_tensor *t = NULL;
+  dama_status st = dama_image_read(p, &t);
+  CHECK_MSG(st == DAMA_ERR_FORMAT && strstr(dama_last_error(), "regress_tile_5GB_in_489_bytes") &&
+                strstr(dama_last_error(), "more than a 489-byte file can hold"), "status %d: %s", st, dama_last_error());
+}
