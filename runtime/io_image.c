@@ -103,6 +103,20 @@ static int jpeg_bad_huffman_count(const uint8_t *d, int64_t n) {
   return 0;
 }
 
+/* stb_image grows its buffer to a PNG chunk's claimed length before reading it (a 115-byte file
+ * claimed a 2 GB IDAT; found by fuzz_png). Returns the offset of the first chunk that claims more
+ * bytes than the file has left, or 0. */
+static int64_t png_bad_chunk(const uint8_t *d, int64_t n, uint32_t *claimed) {
+  int64_t i = 8;
+  while (i + 8 <= n) {
+    uint32_t len = (uint32_t)d[i] << 24 | (uint32_t)d[i + 1] << 16 | (uint32_t)d[i + 2] << 8 | d[i + 3];
+    if ((int64_t)len + 12 > n - i) { *claimed = len; return i; }
+    if (memcmp(d + i + 4, "IEND", 4) == 0) return 0;
+    i += 12 + (int64_t)len;
+  }
+  return 0;
+}
+
 /* out_f32 / eh / ew / ec / dst as in dama_io_tiff_read_mem; info != NULL: header only. */
 static dama_status stb_read(const char *op, const char *path, const uint8_t *data, int64_t size, int fmt,
                             dama_image_info *info, int out_f32, int64_t eh, int64_t ew, int64_t ec, float *dst,
@@ -113,6 +127,12 @@ static dama_status stb_read(const char *op, const char *path, const uint8_t *dat
   if (bad_codes)
     return dama_io_err(DAMA_ERR_FORMAT, op, path,
                        "corrupt JPEG: a Huffman table (DHT) declares %d codes, at most 256 are possible", bad_codes);
+  uint32_t chunk_len = 0;
+  int64_t bad_chunk = fmt == DAMA_FMT_PNG ? png_bad_chunk(data, size, &chunk_len) : 0;
+  if (bad_chunk)
+    return dama_io_err(DAMA_ERR_FORMAT, op, path,
+                       "corrupt or truncated PNG: the chunk at byte %lld claims %u bytes, the file has %lld left",
+                       (long long)bad_chunk, chunk_len, (long long)(size - bad_chunk - 12));
   if (!stbi_info_from_memory(data, (int)size, &x, &y, &comp))
     return dama_io_err(DAMA_ERR_FORMAT, op, path, "corrupt or unsupported image: %s", stbi_failure_reason());
   int is16 = stbi_is_16_bit_from_memory(data, (int)size);

@@ -240,3 +240,13 @@ DAMA_TEST(jpeg_huffman_table_with_too_many_codes_is_refused) {
   CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
   CHECK_MSG(strstr(dama_last_error(), "Huffman table"), "%s", dama_last_error());
 }
+
+/* Found by tests/fuzz/fuzz_png: a 115-byte PNG whose IDAT chunk claims about 2 GB made stb_image grow
+ * its buffer to that size before reading. Chunk lengths are checked against the file first. */
+DAMA_TEST(png_chunk_longer_than_the_file_is_refused) {
+  const char *p = DAMA_SOURCE_ROOT "/tests/fuzz/corpus/png/regress_png_idat_claims_2GB";
+  dama_tensor *t = NULL;
+  CHECK_STATUS(dama_image_read(p, &t), DAMA_ERR_FORMAT);
+  CHECK_MSG(strstr(dama_last_error(), "regress_png_idat_claims_2GB") && strstr(dama_last_error(), "the chunk at byte"),
+            "%s", dama_last_error());
+}
