@@ -28,6 +28,9 @@ R.defaults = {
   overwrite = false,            -- start over in a folder that holds a checkpoint (else: refused)
   grid_every = 10, log_every = 10, resume = false, max_steps = 0,
   optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples'},
+  choices = {mask2 = {'adaptive', 'random'}, adaptive_mode = {'per_sample', 'union'},
+             setting = {'student1-student2', 'shared', 'ema'}},
+  positive = {'blr', 'batch'},
   presets = {
     -- a small ViT that visibly learns in a few minutes on 2 CPU cores (the README's main command)
     demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, dec_dim = 64, dec_depth = 2,

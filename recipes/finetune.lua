@@ -16,6 +16,7 @@ local cfg = dama.config{
   drop_path = 0.1, mixup = 0.8, cutmix = 1.0, smoothing = 0.1, switch_prob = 0.5,
   train_fraction = 0.6, repeats = 1, seed = 0, workers = 2, log_every = 20,
   optional = {'data', 'labels', 'dim', 'depth', 'heads', 'n_samples'},
+  positive = {'blr', 'batch'},
   presets = {
     demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, epochs = 5, warmup = 1,
             batch = 64, blr = 1e-3, n_samples = 1000},
@@ -24,7 +25,10 @@ local cfg = dama.config{
 
 -- encoder settings: from the checkpoint's saved config unless training from scratch
 local enc = cfg:table()
+local prefix
 if cfg.ckpt ~= 'random' then
+  prefix = dama.eval.encoder_prefix(cfg.ckpt, cfg.branch)
+  print(string.format('encoder: %s of %s', prefix == '' and 'timm encoder' or cfg.branch, cfg.ckpt))
   local f = dama.checkpoint.open(cfg.ckpt)
   local info = dama.checkpoint.json_decode(f.metadata.dama or '{}')
   f:close()
@@ -127,7 +131,9 @@ for r = 1, cfg.repeats do
   local model = dama.nn.ViT(o)
   if cfg.ckpt ~= 'random' then
     local sd = dama.load(cfg.ckpt)
-    model:load_pretrained(sd, {prefix = cfg.branch .. '.'})
+    local rep = model:load_pretrained(sd, {prefix = prefix})
+    -- a fresh head and fc_norm; the pretrained final norm is replaced by fc_norm under avg pooling
+    dama.eval.check_load(rep, cfg.ckpt, {'^head%.', '^fc_norm%.'}, {'^norm%.'})
   end
   model:set_pos_trainable(true)
   local groups = dama.optim.param_groups_lrd(model:named_parameters({trainable = true}), {

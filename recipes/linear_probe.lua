@@ -13,6 +13,8 @@ local cfg = dama.config{
   train_fraction = 0.6, repeats = 1, seed = 0, epochs = 100, lr = 1e-3, wd = 1e-4, batch = 256,
   pool = 'avg', workers = 2, resize = 'area',
   optional = {'data', 'labels', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads'},
+  choices = {pool = {'avg', 'cls'}, resize = {'area', 'linear'}},
+  positive = {'lr', 'batch'},
 }:override(arg)
 
 -- the encoder
@@ -29,7 +31,10 @@ if cfg.ckpt ~= 'random' then
 end
 local mae = dama.nn.MAE(dama.models.mae_options(enc_cfg))
 if cfg.ckpt ~= 'random' then
-  dama.checkpoint.load(cfg.ckpt, {model = mae, prefix = cfg.branch .. '.', strict = true, rng = false})
+  local prefix = dama.eval.encoder_prefix(cfg.ckpt, cfg.branch)
+  -- a plain timm encoder file has no decoder: only the encoder's tensors are asked for then
+  local enc_only = prefix == '' and function(name) return not name:find('decoder', 1, true) and name ~= 'mask_token' end or nil
+  dama.checkpoint.load(cfg.ckpt, {model = mae, prefix = prefix, filter = enc_only, strict = true, rng = false})
   print(string.format('encoder: %s of %s', cfg.branch, cfg.ckpt))
 else
   dama.manual_seed(cfg.seed)

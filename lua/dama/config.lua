@@ -7,6 +7,8 @@
 -- Values from the command line are converted to the type of the default (number, boolean, list of
 -- numbers); keys whose default is nil are listed in `optional` and take strings or numbers; an unknown key is an error naming the known ones, so typos do not pass silently.
 -- A preset (preset=name) applies first, then the other key=value pairs.
+-- `choices = {key = {'a', 'b'}}` limits a key to those values and `positive = {'blr'}` to numbers > 0;
+-- a bad value is an error naming the key and what it accepts.
 local Config = {}
 Config.__index = Config
 
@@ -28,7 +30,17 @@ function M.new(defaults)
   -- keys whose default is nil (a table cannot hold nil) are listed in `optional`
   for _, k in ipairs(defaults.optional or {}) do types[k] = types[k] or 'any' end
   types.preset = 'string'
-  return setmetatable({_values = cfg, _types = types, _presets = defaults.presets or {}}, Config)
+  local checks = {}
+  for k, list in pairs(defaults.choices or {}) do
+    if not types[k] then error(string.format("config: choices for unknown option '%s'", k), 2) end
+    checks[k] = {choices = list}
+  end
+  for _, k in ipairs(defaults.positive or {}) do
+    if not types[k] then error(string.format("config: positive names unknown option '%s'", k), 2) end
+    checks[k] = checks[k] or {}
+    checks[k].positive = true
+  end
+  return setmetatable({_values = cfg, _types = types, _checks = checks, _presets = defaults.presets or {}}, Config)
 end
 
 local function parse_value(key, s, kind, default)
@@ -64,6 +76,19 @@ function Config:set(key, value)
     error(string.format("config: unknown option '%s' (known: %s)", key, table.concat(known, ', ')), 3)
   end
   if type(value) == 'string' and kind ~= 'string' then value = parse_value(key, value, kind, self._values[key]) end
+  local c = rawget(self, '_checks')[key]
+  if c and c.choices and type(value) ~= 'function' then   -- a Lua function stands for a user strategy
+    local ok = false
+    for _, v in ipairs(c.choices) do if v == value then ok = true end end
+    if not ok then
+      local q = {}
+      for i, v in ipairs(c.choices) do q[i] = "'" .. tostring(v) .. "'" end
+      error(string.format("config: %s must be one of %s, got '%s'", key, table.concat(q, ', '), tostring(value)), 3)
+    end
+  end
+  if c and c.positive and not (type(value) == 'number' and value > 0) then
+    error(string.format("config: %s must be a number > 0, got '%s'", key, tostring(value)), 3)
+  end
   self._values[key] = value
   return self
 end

@@ -32,6 +32,51 @@ function E.features(encoder, loader, opts)
   return dama.cat(feats, 0), dama.cat(labels, 0)
 end
 
+-- The encoder tensors of a checkpoint by their timm names, for fine-tuning and probes:
+-- a dama checkpoint's branch ('base_encoder', 'momentum_encoder', ...) or a plain timm-named
+-- encoder file (no prefix; taken when the default branch is absent). A branch the file lacks is an
+-- error that lists the branches it has, so a typo never falls back to random weights.
+function E.encoder_prefix(path, branch)
+  local f = dama.checkpoint.open(path)
+  local names = f:names()
+  f:close()
+  local branches, has_plain, has_branch = {}, false, false
+  for _, k in ipairs(names) do
+    local pre = k:match('^(.-)%.?patch_embed%.proj%.weight$')
+    if pre == '' then has_plain = true elseif pre and not pre:find('decoder', 1, true) then branches[#branches + 1] = pre end
+    if k:sub(1, #branch + 1) == branch .. '.' then has_branch = true end
+  end
+  if has_branch then return branch .. '.' end
+  if has_plain and branch == 'base_encoder' then return '' end
+  table.sort(branches)
+  if has_plain then branches[#branches + 1] = "'' (a plain timm encoder: leave branch at its default)" end
+  error(string.format("checkpoint '%s' has no encoder branch '%s'; it has: %s", path, branch,
+    #branches > 0 and table.concat(branches, ', ') or 'no encoder at all (no *patch_embed.proj.weight)'), 2)
+end
+
+-- Check a load_pretrained report strictly: every missing, unexpected or mis-shaped tensor by name.
+-- `allowed_missing` / `allowed_unexpected` are name patterns (a fresh head, a replaced final norm).
+function E.check_load(report, path, allowed_missing, allowed_unexpected)
+  local function filt(list, pats)
+    local r = {}
+    for _, k in ipairs(list) do
+      local ok = false
+      for _, p in ipairs(pats or {}) do if k:match(p) then ok = true end end
+      if not ok then r[#r + 1] = k end
+    end
+    return r
+  end
+  local miss, unexp = filt(report.missing, allowed_missing), filt(report.unexpected, allowed_unexpected)
+  local parts = {}
+  if #miss > 0 then parts[#parts + 1] = 'missing: ' .. table.concat(miss, ', ') end
+  if #unexp > 0 then parts[#parts + 1] = 'unexpected: ' .. table.concat(unexp, ', ') end
+  if #report.mismatched > 0 then parts[#parts + 1] = 'wrong shape: ' .. table.concat(report.mismatched, ', ') end
+  if #parts > 0 then
+    error(string.format("checkpoint '%s' does not fit the model: %s", path, table.concat(parts, '; ')), 2)
+  end
+  return report
+end
+
 function E.accuracy(logits, y)
   local _, pred = logits:max(1)
   return pred:eq(y):float():mean():item() * 100

@@ -30,6 +30,12 @@ run grid_png 'wrote .*recon_e001.png' "$DAMA" recipes/pretrain_set3.lua preset=t
 run linear_probe 'linear probe top-1: [0-9.]+%' "$DAMA" recipes/linear_probe.lua ckpt="$tmp/set3/checkpoint.safetensors" epochs=5
 run finetune 'best-epoch top-1 [0-9.]+%' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=200 batch=32 ckpt="$tmp/set3/checkpoint.safetensors"
 run bad_option "unknown option 'epoch'" bash -c "! '$DAMA' recipes/pretrain_set3.lua epoch=3"
+run bad_choice "mask2 must be one of 'adaptive', 'random', got 'bogus'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny mask2=bogus out='$tmp/bogus'"
+run bad_blr "blr must be a number > 0, got '-1'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny blr=-1 out='$tmp/blr'"
+# a misspelt branch or another layout never falls back to random weights
+run finetune_bad_branch "has no encoder branch 'base_encodr'; it has: base_encoder, momentum_encoder" bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=1 n_samples=64 branch=base_encodr ckpt='$tmp/set3/checkpoint.safetensors'"
+run finetune_momentum 'encoder: momentum_encoder of' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=64 batch=32 branch=momentum_encoder ckpt="$tmp/set3/checkpoint.safetensors"
+run probe_bad_branch "has no encoder branch 'teacher'" bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 branch=teacher ckpt='$tmp/set3/checkpoint.safetensors'"
 for f in metrics.jsonl loss.png checkpoint.safetensors; do
   if [ -s "$tmp/set3/$f" ]; then echo "ok   output $f"; passed=$((passed + 1)); else echo "FAIL output $f missing"; fail=$((fail + 1)); fi
 done

@@ -25,3 +25,16 @@ test('bad input is named', function()
   expect_error(function() make():override{'preset=nope'} end, 'presets: demo')
   expect_error(function() make():override{'justaword'} end, 'key=value')
 end)
+
+test('choice and positive options refuse bad values, naming the key and what it accepts', function()
+  local function mk()
+    return dama.config{mask2 = 'adaptive', blr = 1.5e-4, choices = {mask2 = {'adaptive', 'random'}}, positive = {'blr'}}
+  end
+  expect_eq(mk():override{'mask2=random'}.mask2, 'random')
+  expect_error(function() mk():override{'mask2=bogus'} end, "mask2 must be one of 'adaptive', 'random', got 'bogus'")
+  expect_error(function() mk():override{'blr=-1'} end, "blr must be a number > 0, got '-1'")
+  local c = mk()
+  c.mask2 = function() end                        -- a Lua strategy is always accepted
+  expect_eq(type(c.mask2), 'function')
+  expect_error(function() dama.config{a = 1, choices = {b = {1}}} end, "choices for unknown option 'b'")
+end)
