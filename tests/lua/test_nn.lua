@@ -375,3 +375,12 @@ test('classifier ViT: whole-arena directional derivative matches backward (avg a
     expect(rawget(v.pos_embed, 'grad'):abs():sum():item() > 0, 'pos_embed got no gradient')
   end
 end)
+
+test('a ViT fed the wrong image size names the expected and the given shape', function()
+  local vit = dama.nn.ViT{img = 16, patch = 8, chans = 3, dim = 16, depth = 1, heads = 2}
+  expect_error(function() vit:forward_features(dama.rand(2, 3, 32, 32)) end,
+    'expected images %[N, 3, 16, 16%] %(chans 3, img 16%), got %[2, 3, 32, 32%]')
+  expect_error(function() vit:forward_features(dama.rand(2, 4, 16, 16)) end, 'got %[2, 4, 16, 16%]')
+  local f = vit:forward_features(dama.rand(2, 3, 16, 16))
+  expect_eq(f:size(0), 2)
+end)

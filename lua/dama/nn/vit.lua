@@ -217,6 +217,11 @@ end
 
 -- Token embeddings with position: [N, L, D] = patch_embed(x) + pos_embed[:, 1:].
 function ViT:embed(x)
+  local c, sz = self.cfg, x:size()
+  if #sz ~= 4 or sz[2] ~= c.chans or sz[3] ~= c.img or sz[4] ~= c.img then
+    error(string.format('%s: expected images [N, %d, %d, %d] (chans %d, img %d), got [%s]', self.__name, c.chans,
+      c.img, c.img, c.chans, c.img, table.concat(sz, ', ')), 3)
+  end
   local t = self.patch_embed(x)
   return t + self.pos_embed:narrow(1, 1, self.num_patches)
 end
