@@ -384,3 +384,12 @@ test('a ViT fed the wrong image size names the expected and the given shape', fu
   local f = vit:forward_features(dama.rand(2, 3, 16, 16))
   expect_eq(f:size(0), 2)
 end)
+
+test('unknown constructor options are named with the closest valid name', function()
+  expect_error(function() dama.nn.ViT{img = 16, patch = 8, chans = 3, dim = 16, depth = 1, heads = 2, drop_pth = 0.1} end,
+    "VisionTransformer: unknown option 'drop_pth' (did you mean 'drop_path'?)")
+  expect_error(function()
+    dama.nn.MAE{img = 16, patch = 8, chans = 3, dim = 16, depth = 1, heads = 2, dec_dim = 16, dec_depth = 1,
+                dec_heads = 2, mlp_ratoi = 4}
+  end, "MaskedAutoencoderViT: unknown option 'mlp_ratoi' (did you mean 'mlp_ratio'?)")
+end)

@@ -26,7 +26,10 @@ local MAE = vit.ViT:extend('MaskedAutoencoderViT')
 
 function MAE:__init(o)
   o = o or {}
-  local enc = {}
+  local known = {dec_dim = true, dec_depth = true, dec_heads = true, norm_pix = true, norm_pix_eps = true, mask_ratio = true}
+  for k in pairs(vit.VIT_OPTIONS) do known[k] = true end
+  vit.check_options(self.__name, o, known)
+  local enc = {_checked = true}
   for k, v in pairs(o) do enc[k] = v end
   enc.arena, enc.global_pool, enc.num_classes, enc.pos_embed, enc.init = false, nil, 0, 'sincos', 'torch'
   local kind = o.init or 'mae'

@@ -128,11 +128,46 @@ local function need(o, k, who)
   return v
 end
 
+-- check_options(who, o, known[, level]): an option name not in `known` (a set) is an error naming the
+-- closest known name, so a typo (drop_pth, mlp_ratoi) never passes silently as a default.
+function M.check_options(who, o, known, level)
+  local function dist(a, b)   -- Levenshtein distance
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+      local cur = {[0] = i}
+      for j = 1, #b do
+        cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
+      end
+      prev = cur
+    end
+    return prev[#b]
+  end
+  for k in pairs(o) do
+    if not known[k] then
+      local best, bd = nil, math.huge
+      for name in pairs(known) do
+        if name:sub(1, 1) ~= '_' then
+          local d = dist(tostring(k), name)
+          if d < bd or (d == bd and name < best) then best, bd = name, d end
+        end
+      end
+      error(string.format("%s: unknown option '%s' (did you mean '%s'?)", who, tostring(k), best), level or 4)
+    end
+  end
+end
+
+local VIT_OPTIONS = {}
+for k in ([[img patch chans dim depth heads global_pool eps mlp_ratio qkv_bias drop_path num_classes pos_embed
+            pos_trainable init arena head_init_std arch _deferred _checked]]):gmatch('%S+') do VIT_OPTIONS[k] = true end
+M.VIT_OPTIONS = VIT_OPTIONS
+
 local ViT = Module:extend('VisionTransformer')
 
 function ViT:__init(o)
   o = o or {}
   local who = self.__name
+  if not o._checked then M.check_options(who, o, VIT_OPTIONS) end
   local img, patch, chans = need(o, 'img', who), need(o, 'patch', who), need(o, 'chans', who)
   local dim, depth, heads = need(o, 'dim', who), need(o, 'depth', who), need(o, 'heads', who)
   if img % patch ~= 0 then error(string.format('%s: img %d is not a multiple of patch %d', who, img, patch), 3) end
