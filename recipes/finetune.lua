@@ -54,7 +54,7 @@ else
   ds = dama.data.ImageFolder(cfg.data)
 end
 local n_classes = 0
-for _, l in ipairs(ds:label_list()) do n_classes = math.max(n_classes, l + 1) end
+for _, l in ipairs(dama.eval.require_labels(ds, 'finetune')) do n_classes = math.max(n_classes, l + 1) end
 
 -- Mixup / CutMix (timm's 'batch' mode): one λ per batch from Beta(α, α); cutmix with switch_prob.
 local function beta_sample(a)

@@ -52,6 +52,7 @@ else
   ds = dama.data.ImageFolder(cfg.data)
 end
 
+dama.eval.require_labels(ds, 'linear_probe')
 local accs = {}
 for r = 1, cfg.repeats do
   local parts = dama.data.stratified_split(ds, cfg.train_fraction, cfg.seed + r)

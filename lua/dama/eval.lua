@@ -32,6 +32,19 @@ function E.features(encoder, loader, opts)
   return dama.cat(feats, 0), dama.cat(labels, 0)
 end
 
+-- require_labels(ds, what): an evaluation needs class labels; a dataset without them (an .npy given
+-- no labels=, unlabelled crops) is an error that says so instead of probing one class of -1s.
+function E.require_labels(ds, what)
+  local labels = ds:label_list()
+  local n = 0
+  for _, l in ipairs(labels) do if l ~= nil and l >= 0 then n = n + 1 end end
+  if n < #labels or #labels == 0 then
+    error(string.format('%s: the data has no class labels (%d of %d samples labelled); give an ImageFolder ' ..
+      '(root/<class>/...) or an .npy with labels=<labels.npy>', what, n, #labels), 2)
+  end
+  return labels
+end
+
 -- The encoder tensors of a checkpoint by their timm names, for fine-tuning and probes:
 -- a dama checkpoint's branch ('base_encoder', 'momentum_encoder', ...) or a plain timm-named
 -- encoder file (no prefix; taken when the default branch is absent). A branch the file lacks is an

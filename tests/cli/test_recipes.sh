@@ -35,6 +35,10 @@ run bad_blr "blr must be a number > 0, got '-1'" bash -c "! '$DAMA' recipes/pret
 # a misspelt branch or another layout never falls back to random weights
 run finetune_bad_branch "has no encoder branch 'base_encodr'; it has: base_encoder, momentum_encoder" bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=1 n_samples=64 branch=base_encodr ckpt='$tmp/set3/checkpoint.safetensors'"
 run finetune_momentum 'encoder: momentum_encoder of' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=64 batch=32 branch=momentum_encoder ckpt="$tmp/set3/checkpoint.safetensors"
+# data without labels is named as such, not probed as one class
+"$DAMA" -e "dama.data.write('$tmp/nolab.npy', dama.rand(12, 16, 16, 3))" >/dev/null 2>&1
+run probe_no_labels 'linear_probe: the data has no class labels \(0 of 12 samples labelled\)' bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 data='$tmp/nolab.npy'"
+run finetune_no_labels 'finetune: the data has no class labels' bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=2 data='$tmp/nolab.npy'"
 run probe_bad_branch "has no encoder branch 'teacher'" bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 branch=teacher ckpt='$tmp/set3/checkpoint.safetensors'"
 for f in metrics.jsonl loss.png checkpoint.safetensors; do
   if [ -s "$tmp/set3/$f" ]; then echo "ok   output $f"; passed=$((passed + 1)); else echo "FAIL output $f missing"; fail=$((fail + 1)); fi
