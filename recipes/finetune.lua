@@ -15,7 +15,7 @@ local cfg = dama.config{
   epochs = 150, warmup = 5, batch = 512, blr = 5e-4, min_lr = 1e-6, layer_decay = 0.65, wd = 0.05,
   drop_path = 0.1, mixup = 0.8, cutmix = 1.0, smoothing = 0.1, switch_prob = 0.5,
   train_fraction = 0.6, repeats = 1, seed = 0, workers = 2, log_every = 20,
-  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'n_samples'},
+  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'n_samples', 'out'},
   positive = {'blr', 'batch'},
   presets = {
     demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, epochs = 5, warmup = 1,
@@ -117,7 +117,8 @@ local function evaluate(model, loader)
   return 100 * correct / math.max(total, 1)
 end
 
-local results = {}
+local results, per_repeat = {}, {}
+local t0, total_steps, steps_done = dama.eval.now(), nil, 0
 for r = 1, cfg.repeats do
   dama.manual_seed(cfg.seed + r)
   local split = dama.data.stratified_split(ds, cfg.train_fraction, cfg.seed + r)
@@ -144,7 +145,8 @@ for r = 1, cfg.repeats do
   local sched = dama.schedule.warmup_cosine{lr = lr, min_lr = cfg.min_lr, warmup_epochs = cfg.warmup,
                                             epochs = cfg.epochs}
   local iters = train:batches_per_epoch()
-  local best, step = 0, 0
+  local best, step, curve = 0, 0, {}
+  total_steps = total_steps or iters * cfg.epochs * cfg.repeats
   for epoch = 0, cfg.epochs - 1 do
     for x, y, it in train:epoch() do
       sched:adjust(opt, epoch + it / iters)
@@ -154,17 +156,26 @@ for r = 1, cfg.repeats do
       loss:backward()
       opt:step()
       step = step + 1
+      steps_done = steps_done + 1
       if step % cfg.log_every == 0 then
-        print(string.format('repeat %d  epoch %d/%d  step %d  loss %.4f  lr %.3g', r, epoch + 1, cfg.epochs, step,
-          loss:item(), opt.param_groups[#opt.param_groups].lr))
+        print(string.format('repeat %d  epoch %d/%d  step %d  loss %.4f  lr %.3g  %s', r, epoch + 1, cfg.epochs, step,
+          loss:item(), opt.param_groups[#opt.param_groups].lr, dama.eval.eta(steps_done, total_steps, t0)))
       end
     end
     local acc = evaluate(model, val)
     best = math.max(best, acc)
-    print(string.format('repeat %d  epoch %d/%d  val top-1 %.2f%%  (best %.2f%%)', r, epoch + 1, cfg.epochs, acc, best))
+    curve[#curve + 1] = acc
+    print(string.format('repeat %d  epoch %d/%d  val top-1 %.2f%%  (best %.2f%%)  %s', r, epoch + 1, cfg.epochs, acc,
+      best, dama.eval.eta(steps_done, total_steps, t0)))
   end
   results[#results + 1] = best
+  per_repeat[#per_repeat + 1] = {["repeat"] = r, train = split[1]:size(), val = split[2]:size(), best_top1 = best,
+                                 val_top1_per_epoch = curve}
 end
 local mean = 0
 for _, a in ipairs(results) do mean = mean + a / #results end
 print(string.format('fine-tuning: best-epoch top-1 %.2f%% (mean of %d repeat(s))', mean, #results))
+local out = cfg.out or ('runs/finetune' .. (cfg.preset and ('_' .. cfg.preset) or ''))
+print('wrote ' .. dama.eval.write_results(out, {recipe = 'finetune', ckpt = cfg.ckpt, branch = cfg.branch,
+  config = cfg:table(), splits = per_repeat, summary = {mean_best_top1 = mean, repeats = #results},
+  seconds = dama.eval.now() - t0}))

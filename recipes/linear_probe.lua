@@ -12,7 +12,7 @@ local cfg = dama.config{
   arch = 'vit_tiny', img = 64, patch = 16, chans = 3, mask = 0.8,
   train_fraction = 0.6, repeats = 1, seed = 0, epochs = 100, lr = 1e-3, wd = 1e-4, batch = 256,
   pool = 'avg', workers = 2, resize = 'area',
-  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads'},
+  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'out'},
   choices = {pool = {'avg', 'cls'}, resize = {'area', 'linear'}},
   positive = {'lr', 'batch'},
 }:override(arg)
@@ -53,7 +53,7 @@ else
 end
 
 dama.eval.require_labels(ds, 'linear_probe')
-local accs = {}
+local accs, per_split, t0 = {}, {}, dama.eval.now()
 for r = 1, cfg.repeats do
   local parts = dama.data.stratified_split(ds, cfg.train_fraction, cfg.seed + r)
   local function feats(part)
@@ -67,10 +67,15 @@ for r = 1, cfg.repeats do
   local acc, train_acc = dama.eval.linear_probe(ftr, ytr, fte, yte, {epochs = cfg.epochs, lr = cfg.lr, wd = cfg.wd,
                                                                       batch = cfg.batch, seed = cfg.seed + r})
   accs[#accs + 1] = acc
-  print(string.format('split %d: train %d, test %d cells; top-1 %.2f%% (train %.2f%%)', r, ytr:size(0), yte:size(0),
-    acc, train_acc))
+  per_split[#per_split + 1] = {split = r, train = ytr:size(0), test = yte:size(0), top1 = acc, train_top1 = train_acc}
+  print(string.format('split %d/%d: train %d, test %d cells; top-1 %.2f%% (train %.2f%%)  %s', r, cfg.repeats,
+    ytr:size(0), yte:size(0), acc, train_acc, dama.eval.eta(r, cfg.repeats, t0)))
 end
 local mean, sd = 0, 0
 for _, a in ipairs(accs) do mean = mean + a / #accs end
 for _, a in ipairs(accs) do sd = sd + (a - mean) ^ 2 / math.max(#accs - 1, 1) end
 print(string.format('linear probe top-1: %.2f%% ± %.2f over %d split(s)', mean, math.sqrt(sd), #accs))
+local out = cfg.out or 'runs/linear_probe'
+print('wrote ' .. dama.eval.write_results(out, {recipe = 'linear_probe', ckpt = cfg.ckpt, branch = cfg.branch,
+  config = cfg:table(), splits = per_split, summary = {mean_top1 = mean, std_top1 = math.sqrt(sd), splits = #accs},
+  seconds = dama.eval.now() - t0}))

@@ -32,6 +32,41 @@ function E.features(encoder, loader, opts)
   return dama.cat(feats, 0), dama.cat(labels, 0)
 end
 
+-- now() -> seconds on the monotonic clock (for eta).
+function E.now()
+  if not E._tv then
+    local ffi = require 'ffi'
+    pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } dama_timespec; int clock_gettime(int, dama_timespec *);')
+    E._tv = ffi.new('dama_timespec')
+  end
+  require('ffi').C.clock_gettime(1, E._tv)
+  return tonumber(E._tv.tv_sec) + tonumber(E._tv.tv_nsec) * 1e-9
+end
+
+-- eta(done, total, t0) -> 'ETA 1m23s' from the wall time since t0 (an E.now()); '' before any work.
+function E.eta(done, total, t0)
+  if done <= 0 then return '' end
+  local left = (E.now() - t0) / done * math.max(total - done, 0)
+  if left >= 3600 then return string.format('ETA %dh%02dm', math.floor(left / 3600), math.floor(left % 3600 / 60)) end
+  if left >= 60 then return string.format('ETA %dm%02ds', math.floor(left / 60), math.floor(left % 60)) end
+  return string.format('ETA %ds', math.floor(left + 0.5))
+end
+
+-- write_results(dir, results) -> path: results (a table) as dir/results.json, written atomically
+-- (temporary file, then rename); the folder is made if missing.
+function E.write_results(dir, results)
+  os.execute("mkdir -p '" .. tostring(dir):gsub("'", "'\\''") .. "'")
+  local path = dir .. '/results.json'
+  local tmp = path .. '.tmp'
+  local f, err = io.open(tmp, 'w')
+  if not f then error(string.format("write_results: cannot write '%s': %s", tmp, tostring(err)), 2) end
+  f:write(dama.checkpoint.json_encode(results), '\n')
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then error(string.format("write_results: cannot rename to '%s': %s", path, tostring(rerr)), 2) end
+  return path
+end
+
 -- require_labels(ds, what): an evaluation needs class labels; a dataset without them (an .npy given
 -- no labels=, unlabelled crops) is an error that says so instead of probing one class of -1s.
 function E.require_labels(ds, what)

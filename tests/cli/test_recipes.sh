@@ -27,19 +27,22 @@ run setting_shared 'done: 4 steps' "$DAMA" recipes/pretrain_set3.lua preset=tiny
 run union_mode 'done: 4 steps' "$DAMA" recipes/pretrain_set3.lua preset=tiny max_steps=4 adaptive_mode=union out="$tmp/union"
 run masking_playground 'done: 4 steps' "$DAMA" recipes/masking_playground.lua preset=tiny max_steps=4 out="$tmp/mp"
 run grid_png 'wrote .*recon_e001.png' "$DAMA" recipes/pretrain_set3.lua preset=tiny epochs=2 grid_every=1 out="$tmp/grid"
-run linear_probe 'linear probe top-1: [0-9.]+%' "$DAMA" recipes/linear_probe.lua ckpt="$tmp/set3/checkpoint.safetensors" epochs=5
-run finetune 'best-epoch top-1 [0-9.]+%' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=200 batch=32 ckpt="$tmp/set3/checkpoint.safetensors"
+run linear_probe 'linear probe top-1: [0-9.]+%' "$DAMA" recipes/linear_probe.lua ckpt="$tmp/set3/checkpoint.safetensors" epochs=5 out="$tmp/probe"
+run finetune 'val top-1 [0-9.]+%  \(best [0-9.]+%\)  ETA [0-9]+' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=200 batch=32 ckpt="$tmp/set3/checkpoint.safetensors" out="$tmp/ft"
 run bad_option "unknown option 'epoch'" bash -c "! '$DAMA' recipes/pretrain_set3.lua epoch=3"
 run bad_choice "mask2 must be one of 'adaptive', 'random', got 'bogus'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny mask2=bogus out='$tmp/bogus'"
 run bad_blr "blr must be a number > 0, got '-1'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny blr=-1 out='$tmp/blr'"
 # a misspelt branch or another layout never falls back to random weights
 run finetune_bad_branch "has no encoder branch 'base_encodr'; it has: base_encoder, momentum_encoder" bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=1 n_samples=64 branch=base_encodr ckpt='$tmp/set3/checkpoint.safetensors'"
-run finetune_momentum 'encoder: momentum_encoder of' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=64 batch=32 branch=momentum_encoder ckpt="$tmp/set3/checkpoint.safetensors"
+run finetune_momentum 'encoder: momentum_encoder of' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=64 batch=32 branch=momentum_encoder ckpt="$tmp/set3/checkpoint.safetensors" out="$tmp/ft2"
 # data without labels is named as such, not probed as one class
 "$DAMA" -e "dama.data.write('$tmp/nolab.npy', dama.rand(12, 16, 16, 3))" >/dev/null 2>&1
 run probe_no_labels 'linear_probe: the data has no class labels \(0 of 12 samples labelled\)' bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 data='$tmp/nolab.npy'"
 run finetune_no_labels 'finetune: the data has no class labels' bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=2 data='$tmp/nolab.npy'"
 run probe_bad_branch "has no encoder branch 'teacher'" bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 branch=teacher ckpt='$tmp/set3/checkpoint.safetensors'"
+# evaluation results as JSON in their run folders, per split and summary
+run probe_results '"mean_top1":[0-9.]+' bash -c "grep -o '\"mean_top1\":[0-9.]*' '$tmp/probe/results.json' && grep -q '\"splits\":\[{' '$tmp/probe/results.json'"
+run finetune_results '"mean_best_top1":[0-9.]+' bash -c "grep -o '\"mean_best_top1\":[0-9.]*' '$tmp/ft/results.json' && grep -q 'val_top1_per_epoch' '$tmp/ft/results.json'"
 for f in metrics.jsonl loss.png checkpoint.safetensors; do
   if [ -s "$tmp/set3/$f" ]; then echo "ok   output $f"; passed=$((passed + 1)); else echo "FAIL output $f missing"; fail=$((fail + 1)); fi
 done
