@@ -102,6 +102,55 @@ function E.encoder_prefix(path, branch)
     #branches > 0 and table.concat(branches, ', ') or 'no encoder at all (no *patch_embed.proj.weight)'), 2)
 end
 
+-- export_timm(ckpt, out[, branch]) -> weights path, config path: one encoder of a dama checkpoint (or
+-- a timm-named file) as a plain timm VisionTransformer state_dict, out .. '.safetensors' (encoder
+-- tensors only, timm names, no prefix) plus out .. '.json', the VisionTransformer keyword arguments
+-- (img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, num_classes = 0,
+-- global_pool = 'token', class_token), so that in Python
+--   VisionTransformer(**json.load(open(cfg))).load_state_dict(safetensors.torch.load_file(w), strict=True)
+-- needs no key surgery. global_pool 'token' keeps the encoder's final norm (timm's 'avg' swaps it for
+-- fc_norm); set global_pool after loading to pool otherwise.
+function E.export_timm(ckpt, out, branch)
+  local prefix = E.encoder_prefix(ckpt, branch or 'base_encoder')
+  local f = dama.checkpoint.open(ckpt)
+  local tensors, depth = {}, 0
+  for _, k in ipairs(f:names()) do
+    local name = k:sub(#prefix + 1)
+    if k:sub(1, #prefix) == prefix and not name:find('decoder', 1, true) and name ~= 'mask_token'
+       and not name:find('^optim%.') and not name:find('^head%.') and not name:find('^fc_norm%.') then
+      tensors[name] = f:get(k):contiguous()
+    end
+  end
+  local meta = dama.checkpoint.json_decode(f.metadata.dama or '{}')
+  f:close()
+  local w = tensors['patch_embed.proj.weight']
+  local sz = w:size()
+  local dim, chans, patch = sz[1], sz[2], sz[3]
+  for name in pairs(tensors) do
+    local i = tonumber(name:match('^blocks%.(%d+)%.'))
+    if i then depth = math.max(depth, i + 1) end
+  end
+  local L = tensors.pos_embed:size(1) - 1
+  local mlp = tensors['blocks.0.mlp.fc1.weight']:size(0) / dim
+  local grid = math.floor(math.sqrt(L) + 0.5)
+  local saved = meta.extra and meta.extra.config and dama.checkpoint.json_decode(meta.extra.config) or {}
+  local heads = saved.heads
+  if not heads and saved.arch and saved.arch ~= 'custom' then heads = dama.nn.vit_config(saved.arch).heads end
+  if not heads then error(string.format("export_timm: '%s' does not record the number of heads; pass a checkpoint " ..
+    'written by a dama recipe', ckpt), 2) end
+  local cfg = {img_size = grid * patch, patch_size = patch, in_chans = chans, embed_dim = dim, depth = depth,
+               num_heads = heads, mlp_ratio = mlp, qkv_bias = tensors['blocks.0.attn.qkv.bias'] ~= nil,
+               num_classes = 0, global_pool = 'token', class_token = true}
+  local wpath, cpath = out .. '.safetensors', out .. '.json'
+  dama.checkpoint.save_tensors(wpath, tensors, {format = 'pt'})
+  local fh, err = io.open(cpath .. '.tmp', 'w')
+  if not fh then error(string.format("export_timm: cannot write '%s': %s", cpath, tostring(err)), 2) end
+  fh:write(dama.checkpoint.json_encode(cfg), '\n')
+  fh:close()
+  assert(os.rename(cpath .. '.tmp', cpath))
+  return wpath, cpath, cfg
+end
+
 -- Check a load_pretrained report strictly: every missing, unexpected or mis-shaped tensor by name.
 -- `allowed_missing` / `allowed_unexpected` are name patterns (a fresh head, a replaced final norm).
 function E.check_load(report, path, allowed_missing, allowed_unexpected)

@@ -40,6 +40,9 @@ run finetune_momentum 'encoder: momentum_encoder of' "$DAMA" recipes/finetune.lu
 run probe_no_labels 'linear_probe: the data has no class labels \(0 of 12 samples labelled\)' bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 data='$tmp/nolab.npy'"
 run finetune_no_labels 'finetune: the data has no class labels' bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=2 data='$tmp/nolab.npy'"
 run probe_bad_branch "has no encoder branch 'teacher'" bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 branch=teacher ckpt='$tmp/set3/checkpoint.safetensors'"
+# a timm export: encoder tensors only under timm names, reloaded strictly from its own config
+run export_timm 'wrote .*enc.safetensors and .*enc.json \(embed_dim [0-9]+, depth [0-9]+' "$DAMA" recipes/export_timm.lua ckpt="$tmp/set3/checkpoint.safetensors" out="$tmp/enc" branch=momentum_encoder
+run export_reload 'strict 30' "$DAMA" -e "local c = dama.checkpoint.json_decode(io.open('$tmp/enc.json'):read('*a')); assert(c.num_classes == 0 and c.global_pool == 'token'); local v = dama.nn.ViT{img = c.img_size, patch = c.patch_size, chans = c.in_chans, dim = c.embed_dim, depth = c.depth, heads = c.num_heads, mlp_ratio = c.mlp_ratio}; local sd = dama.load('$tmp/enc.safetensors'); local n = 0; for _ in pairs(sd) do n = n + 1 end; v:load_state_dict(sd, true); print('strict ' .. n)"
 # evaluation results as JSON in their run folders, per split and summary
 run probe_results '"mean_top1":[0-9.]+' bash -c "grep -o '\"mean_top1\":[0-9.]*' '$tmp/probe/results.json' && grep -q '\"splits\":\[{' '$tmp/probe/results.json'"
 run finetune_results '"mean_best_top1":[0-9.]+' bash -c "grep -o '\"mean_best_top1\":[0-9.]*' '$tmp/ft/results.json' && grep -q 'val_top1_per_epoch' '$tmp/ft/results.json'"
