@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -288,6 +289,51 @@ static void push_trimmed(lua_State *L, const char *tb)
   lua_pushlstring(L, tb, n);
 }
 
+/* A frame of the dama Lua library (the source tree's lua/dama/ or an installed .../5.1/dama/). */
+static int is_library_line(const char *line, size_t len)
+{
+  for (size_t i = 0; i + 9 <= len; i++)
+    if (strncmp(line + i, "lua/dama/", 9) == 0 || (i + 10 <= len && strncmp(line + i, "/5.1/dama/", 10) == 0))
+      return 1;
+  return 0;
+}
+
+/* An error whose message points at a user's file (a recipe, the REPL, -e): a mistake of theirs, raised
+ * by the library with an error level that names their line. */
+static int is_user_error(const char *msg)
+{
+  const char *nl = strchr(msg, '\n');
+  size_t len = nl ? (size_t)(nl - msg) : strlen(msg);
+  const char *colon = memchr(msg, ':', len);
+  if (!colon || colon == msg) return 0;
+  if (!(colon[1] >= '0' && colon[1] <= '9')) return 0;   /* no "file:line:" position */
+  return !is_library_line(msg, (size_t)(colon - msg));
+}
+
+/* For user mistakes, keep the message and the user's own frames: library frames and the [C] error()
+ * frame say nothing to the user (DAMA_FULL_TRACEBACK=1 keeps them). Returns a string on L's stack. */
+static const char *drop_library_frames(lua_State *L, const char *tb)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  const char *p = tb;
+  int in_tb = 0;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+    int drop = 0;
+    if (in_tb) {
+      if (is_library_line(p, len)) drop = 1;
+      else if (len >= 25 && strncmp(p, "\t[C]: in function 'error'", 25) == 0) drop = 1;
+    }
+    if (!in_tb && strncmp(p, "stack traceback:", 16) == 0) in_tb = 1;
+    if (!drop) luaL_addlstring(&b, p, len);
+    p += len;
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
 static int message_handler(lua_State *L)
 {
   const char *msg = lua_tostring(L, 1);
@@ -299,6 +345,9 @@ static int message_handler(lua_State *L)
   }
   luaL_traceback(L, L, msg, 1);
   push_trimmed(L, lua_tostring(L, -1));
+  if (is_user_error(msg) && getenv("DAMA_FULL_TRACEBACK") == NULL) {
+    drop_library_frames(L, lua_tostring(L, -1));
+  }
   return 1;
 }
 

@@ -122,5 +122,14 @@ expect "datasets.x resolves to <root>/datasets/x.lua" "flat	nested" "$out"
 out=$("$DAMA" -e 'require("datasets.no_such_dataset_x")' 2>&1)
 expect_match "a missing datasets.x names the datasets paths" "datasets/no_such_dataset_x.lua" "$out"
 
+# a user's mistake shows the message and the user's own frame, not the library's internals
+printf 'local x = 1\ndama.schedule.warmup_cosine{lr = 1, epochs = 1, warmup_epochs = 1}\n' > "$tmp/mistake.lua"
+out=$("$DAMA" "$tmp/mistake.lua" 2>&1)
+expect_match "a user mistake names the user's line" "mistake.lua:2: warmup_cosine: epochs \(1\) must exceed warmup_epochs" "$out"
+expect_match "its traceback keeps the user's frame" "mistake.lua:2: in main chunk" "$out"
+expect "its traceback has no library frames" "0" "$(printf '%s' "$out" | grep -c -e 'lua/dama/' -e "function 'error'")"
+out=$(DAMA_FULL_TRACEBACK=1 "$DAMA" "$tmp/mistake.lua" 2>&1)
+expect_match "DAMA_FULL_TRACEBACK=1 keeps the library frames" "lua/dama/schedule.lua:[0-9]+: in function 'warmup_cosine'" "$out"
+
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
