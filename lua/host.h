@@ -18,6 +18,8 @@ typedef enum dama_host_mode {
 void dama_host_signals_init(lua_State *L);
 /* Make `require 'dama.host'` give host.critical / take_interrupt / terminating (host_call.c). */
 void dama_host_open(lua_State *L);
+/* Make `require 'dama.json_core'` give the cJSON-backed encode/decode behind dama.json (json.c). */
+void dama_host_json_open(lua_State *L);
 /* The SIGTERM or SIGUSR1 that asked the process to end while Lua ran, or 0. */
 int dama_host_termination_signal(void);
 void dama_host_set_mode(dama_host_mode mode);

@@ -360,6 +360,7 @@ int main(int argc, char **argv)
   luaL_openlibs(L);
   lua_gc(L, LUA_GCRESTART, -1);
   dama_host_open(L);
+  dama_host_json_open(L);
   setup_paths(L);
   create_arg_table(L, argc, argv, o.script);
   load_dama(L);

@@ -30,9 +30,9 @@ if cfg.ckpt ~= 'random' then
   prefix = dama.eval.encoder_prefix(cfg.ckpt, cfg.branch)
   print(string.format('encoder: %s of %s', prefix == '' and 'timm encoder' or cfg.branch, cfg.ckpt))
   local f = dama.checkpoint.open(cfg.ckpt)
-  local info = dama.checkpoint.json_decode(f.metadata.dama or '{}')
+  local info = dama.json.decode(f.metadata.dama or '{}')
   f:close()
-  local saved = info.extra and info.extra.config and dama.checkpoint.json_decode(info.extra.config) or {}
+  local saved = info.extra and info.extra.config and dama.json.decode(info.extra.config) or {}
   for _, k in ipairs{'arch', 'img', 'patch', 'chans', 'dim', 'depth', 'heads'} do
     if saved[k] ~= nil then enc[k] = saved[k] end
   end

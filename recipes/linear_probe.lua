@@ -21,9 +21,9 @@ local cfg = dama.config{
 local enc_cfg = cfg:table()
 if cfg.ckpt ~= 'random' then
   local f = dama.checkpoint.open(cfg.ckpt)
-  local info = dama.checkpoint.json_decode(f.metadata.dama or '{}')
+  local info = dama.json.decode(f.metadata.dama or '{}')
   f:close()
-  local saved = info.extra and info.extra.config and dama.checkpoint.json_decode(info.extra.config) or {}
+  local saved = info.extra and info.extra.config and dama.json.decode(info.extra.config) or {}
   for _, k in ipairs{'arch', 'img', 'patch', 'chans', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth',
                      'dec_heads', 'mask'} do
     if saved[k] ~= nil then enc_cfg[k] = saved[k] end

@@ -33,157 +33,11 @@ local DTYPES = {[0] = 'f32', 'f64', 'bf16', 'f16', 'u8', 'u16', 'i32', 'i64'}
 
 -- ---------------------------------------------------------------- JSON (for metadata values)
 
-local function json_str(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    local named = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t'}
-    return named[c] or string.format('\\u%04x', c:byte())
-  end) .. '"'
-end
-
-local function encode(v, seen)
-  local t = type(v)
-  if v == nil then return 'null'
-  elseif t == 'boolean' then return v and 'true' or 'false'
-  elseif t == 'string' then return json_str(v)
-  elseif t == 'number' then
-    if v ~= v or v == math.huge or v == -math.huge then
-      error('json: cannot encode ' .. tostring(v) .. ' (JSON has no NaN/Inf)', 0)
-    end
-    if v == math.floor(v) and math.abs(v) < 2^53 then return string.format('%d', v) end
-    return string.format('%.17g', v)
-  elseif t == 'cdata' then
-    -- 64-bit integers (e.g. RNG state) as decimal strings, so no precision is lost
-    local s = tostring(v):gsub('U?LL$', '')
-    return json_str(s)
-  elseif t == 'table' then
-    if is_tensor(v) then error('json: cannot encode a tensor in metadata (save it as a tensor)', 0) end
-    seen = seen or {}
-    if seen[v] then error('json: cannot encode a table that contains itself', 0) end
-    seen[v] = true
-    local n, count = #v, 0
-    for _ in pairs(v) do count = count + 1 end
-    local parts = {}
-    if n > 0 and n == count then
-      for i = 1, n do parts[i] = encode(v[i], seen) end
-      seen[v] = nil
-      return '[' .. table.concat(parts, ',') .. ']'
-    end
-    local keys = {}
-    for k in pairs(v) do
-      if type(k) ~= 'string' and type(k) ~= 'number' then error('json: table keys must be strings or numbers', 0) end
-      keys[#keys + 1] = tostring(k)
-    end
-    table.sort(keys)
-    for _, k in ipairs(keys) do
-      local val = v[k]
-      if val == nil then val = v[tonumber(k)] end
-      parts[#parts + 1] = json_str(k) .. ':' .. encode(val, seen)
-    end
-    seen[v] = nil
-    return '{' .. table.concat(parts, ',') .. '}'
-  end
-  error('json: cannot encode a ' .. t, 0)
-end
-
-local function decode(s)
-  local pos = 1
-  local function fail(what) error(string.format('json: %s at byte %d of %q', what, pos, s:sub(1, 60)), 0) end
-  local function ws() pos = s:find('[^ \t\r\n]', pos) or #s + 1 end
-  local value
-  local function str()
-    pos = pos + 1
-    local out = {}
-    while true do
-      local c = s:sub(pos, pos)
-      if c == '' then fail('unterminated string') end
-      if c == '"' then pos = pos + 1 break end
-      if c == '\\' then
-        local e = s:sub(pos + 1, pos + 1)
-        local map = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n', r = '\r', t = '\t'}
-        if map[e] then out[#out + 1] = map[e]; pos = pos + 2
-        elseif e == 'u' then
-          local cp = tonumber(s:sub(pos + 2, pos + 5), 16)
-          if not cp then fail('bad \\u escape') end
-          pos = pos + 6
-          if cp >= 0xD800 and cp <= 0xDBFF and s:sub(pos, pos + 1) == '\\u' then
-            local lo = tonumber(s:sub(pos + 2, pos + 5), 16)
-            if lo and lo >= 0xDC00 and lo <= 0xDFFF then
-              cp = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00); pos = pos + 6
-            end
-          end
-          if cp < 0x80 then out[#out + 1] = string.char(cp)
-          elseif cp < 0x800 then out[#out + 1] = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
-          elseif cp < 0x10000 then
-            out[#out + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
-          else
-            out[#out + 1] = string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
-              0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
-          end
-        else fail('bad escape') end
-      else
-        local j = s:find('["\\]', pos) or #s + 1
-        out[#out + 1] = s:sub(pos, j - 1)
-        pos = j
-      end
-    end
-    return table.concat(out)
-  end
-  function value()
-    ws()
-    local c = s:sub(pos, pos)
-    if c == '{' then
-      pos = pos + 1
-      local obj = {}
-      ws()
-      if s:sub(pos, pos) == '}' then pos = pos + 1 return obj end
-      while true do
-        ws()
-        if s:sub(pos, pos) ~= '"' then fail('expected a key') end
-        local k = str()
-        ws()
-        if s:sub(pos, pos) ~= ':' then fail("expected ':'") end
-        pos = pos + 1
-        obj[k] = value()
-        ws()
-        local d = s:sub(pos, pos)
-        pos = pos + 1
-        if d == '}' then return obj end
-        if d ~= ',' then fail("expected ',' or '}'") end
-      end
-    elseif c == '[' then
-      pos = pos + 1
-      local arr = {}
-      ws()
-      if s:sub(pos, pos) == ']' then pos = pos + 1 return arr end
-      while true do
-        arr[#arr + 1] = value()
-        ws()
-        local d = s:sub(pos, pos)
-        pos = pos + 1
-        if d == ']' then return arr end
-        if d ~= ',' then fail("expected ',' or ']'") end
-      end
-    elseif c == '"' then return str()
-    elseif s:sub(pos, pos + 3) == 'true' then pos = pos + 4 return true
-    elseif s:sub(pos, pos + 4) == 'false' then pos = pos + 5 return false
-    elseif s:sub(pos, pos + 3) == 'null' then pos = pos + 4 return nil
-    else
-      local num = s:match('^-?%d+%.?%d*[eE]?[-+]?%d*', pos)
-      if not num or num == '' or num == '-' then fail('unexpected character') end
-      pos = pos + #num
-      local v = tonumber(num)
-      if not v then fail('bad number') end
-      return v
-    end
-  end
-  local v = value()
-  ws()
-  if pos <= #s then fail('trailing characters') end
-  return v
-end
-
-M.json_encode = function(v) return encode(v) end
-M.json_decode = decode
+local json = require 'dama.json'
+-- json_encode(v) -> JSON text of v: dama.json.encode (cJSON; sorted keys, 64-bit integers as strings)
+M.json_encode = json.encode
+-- json_decode(s) -> the Lua value of the JSON text s: dama.json.decode
+M.json_decode = json.decode
 
 -- ---------------------------------------------------------------- plain tensor files
 
@@ -238,7 +92,7 @@ function M.save_tensors(path, tensors, metadata)
       local v = metadata[k]
       if type(v) == 'string' then mvals[i] = v
       else
-        local ok, enc = pcall(encode, v)
+        local ok, enc = pcall(json.encode, v)
         if not ok then error(string.format("save: metadata '%s': %s", k, enc), 2) end
         mvals[i] = enc
       end
@@ -315,7 +169,7 @@ end
 local function decode_meta(meta)
   local r = {}
   for k, v in pairs(meta) do
-    local ok, d = pcall(decode, v)
+    local ok, d = pcall(json.decode, v)
     if ok and d ~= nil then r[k] = d else r[k] = v end
   end
   return r
@@ -405,7 +259,7 @@ function M.save(opts, tensors, metadata)
   end
   local meta = {}
   for k, v in pairs(opts.metadata or {}) do meta[k] = v end
-  meta.dama = encode(info)
+  meta.dama = json.encode(info)
   return M.save_tensors(opts.path, ts, meta)
 end
 
@@ -466,7 +320,7 @@ function M.load(path, opts)
   local file_ts, meta = M.load_tensors(path, {mmap = opts.mmap})
   local info = {}
   if meta.dama then
-    local ok, d = pcall(decode, meta.dama)
+    local ok, d = pcall(json.decode, meta.dama)
     if not ok or type(d) ~= 'table' then error(string.format("checkpoint.load: '%s': bad 'dama' metadata: %s", path, d), 2) end
     info = d
   end

@@ -60,7 +60,7 @@ function E.write_results(dir, results)
   local tmp = path .. '.tmp'
   local f, err = io.open(tmp, 'w')
   if not f then error(string.format("write_results: cannot write '%s': %s", tmp, tostring(err)), 2) end
-  f:write(dama.checkpoint.json_encode(results), '\n')
+  f:write(dama.json.encode(results), '\n')
   f:close()
   local ok, rerr = os.rename(tmp, path)
   if not ok then error(string.format("write_results: cannot rename to '%s': %s", path, tostring(rerr)), 2) end
@@ -121,7 +121,7 @@ function E.export_timm(ckpt, out, branch)
       tensors[name] = f:get(k):contiguous()
     end
   end
-  local meta = dama.checkpoint.json_decode(f.metadata.dama or '{}')
+  local meta = dama.json.decode(f.metadata.dama or '{}')
   f:close()
   local w = tensors['patch_embed.proj.weight']
   local sz = w:size()
@@ -133,7 +133,7 @@ function E.export_timm(ckpt, out, branch)
   local L = tensors.pos_embed:size(1) - 1
   local mlp = tensors['blocks.0.mlp.fc1.weight']:size(0) / dim
   local grid = math.floor(math.sqrt(L) + 0.5)
-  local saved = meta.extra and meta.extra.config and dama.checkpoint.json_decode(meta.extra.config) or {}
+  local saved = meta.extra and meta.extra.config and dama.json.decode(meta.extra.config) or {}
   local heads = saved.heads
   if not heads and saved.arch and saved.arch ~= 'custom' then heads = dama.nn.vit_config(saved.arch).heads end
   if not heads then error(string.format("export_timm: '%s' does not record the number of heads; pass a checkpoint " ..
@@ -145,7 +145,7 @@ function E.export_timm(ckpt, out, branch)
   dama.checkpoint.save_tensors(wpath, tensors, {format = 'pt'})
   local fh, err = io.open(cpath .. '.tmp', 'w')
   if not fh then error(string.format("export_timm: cannot write '%s': %s", cpath, tostring(err)), 2) end
-  fh:write(dama.checkpoint.json_encode(cfg), '\n')
+  fh:write(dama.json.encode(cfg), '\n')
   fh:close()
   assert(os.rename(cpath .. '.tmp', cpath))
   return wpath, cpath, cfg

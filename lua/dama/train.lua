@@ -157,10 +157,11 @@ local function write_atomic(path, text)
 end
 T.write_atomic = write_atomic
 
--- JSON for one metrics line / the saved config (dama.checkpoint's encoder: nested tables, NaN as null).
--- Everything here encodes through T.json_encode, so the codec can be swapped in one place.
-function T.json_encode(t) return dama.checkpoint.json_encode(t) end
-local function to_json(t) return T.json_encode(t) end
+-- JSON for one metrics line / the saved config: dama.json (cJSON), as everything else dama writes.
+local json = require 'dama.json'
+-- json_encode(t) -> one line of JSON text: dama.json.encode
+T.json_encode = json.encode
+local to_json = json.encode
 T.to_json = to_json
 
 local function item(v) return type(v) == 'number' and v or v:item() end
@@ -171,9 +172,9 @@ local function read_metrics(path)
   local f = io.open(path, 'r')
   if not f then return hist end
   for line in f:lines() do
-    local rec = {}
-    for k, v in line:gmatch('"([%w_]+)":(%-?[%d%.eE%+%-]+)') do rec[k] = tonumber(v) end
-    if rec.step then hist[#hist + 1] = rec end
+    -- a line cut short by a kill mid-write is not JSON: skip it
+    local ok, rec = pcall(json.decode, line)
+    if ok and type(rec) == 'table' and type(rec.step) == 'number' then hist[#hist + 1] = rec end
   end
   f:close()
   return hist
@@ -187,10 +188,11 @@ local function truncate_metrics(path, step)
   if not f then return 0 end
   local kept, dropped, last_time = {}, 0, nil
   for line in f:lines() do
-    local s = tonumber(line:match('"step":(%d+)'))
+    local ok, rec = pcall(json.decode, line)
+    local s = ok and type(rec) == 'table' and tonumber(rec.step)
     if s and s <= step then
       kept[#kept + 1] = line
-      last_time = tonumber(line:match('"time":(%-?[%d%.eE%+%-]+)')) or last_time
+      last_time = tonumber(rec.time) or last_time
     elseif line:match('%S') then
       dropped = dropped + 1
     end
