@@ -32,6 +32,8 @@
 #include "dama.h"
 #include "host.h"
 
+#include <cairo.h>
+
 static lua_State *volatile host_L;
 static volatile sig_atomic_t host_mode = DAMA_HOST_IDLE;
 static volatile sig_atomic_t pending;          /* interrupting signals Lua has not seen yet */
@@ -389,4 +391,11 @@ void dama_host_report(lua_State *L, int prefixed)
   lua_pop(L, 1);
 }
 
-const char *dama_host_version(void) { return "dama " DAMA_VERSION " (" LUAJIT_VERSION ")"; }
+/* The Cairo version is the library's at run time (dama.plot draws through it by FFI, so this reference also keeps
+ * the linker from dropping libcairo). */
+const char *dama_host_version(void)
+{
+  static char line[128];
+  snprintf(line, sizeof line, "dama " DAMA_VERSION " (" LUAJIT_VERSION ", cairo %s)", cairo_version_string());
+  return line;
+}

@@ -27,9 +27,14 @@ R.defaults = {
   ckpt_minutes = 0,             -- Ctrl-C, SIGTERM and SIGUSR1 always save
   overwrite = false,            -- start over in a folder that holds a checkpoint (else: refused)
   grid_every = 10, log_every = 10, resume = false, max_steps = 0,
+  plot_format = 'png',          -- loss and reconstruction figures as 'png', 'svg' or 'pdf' (Cairo)
+  plot_log = true,              -- the loss curve on a log axis (the feature loss is ~1e-3 of the others)
+  grid_channels = 'overlay',    -- reconstruction grids: 'overlay' (all channels in one colour image, with a
+                                -- channel-to-colour legend) or 'panels' (every channel its own grey panel)
   optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples'},
   choices = {mask2 = {'adaptive', 'random'}, adaptive_mode = {'per_sample', 'union'},
-             setting = {'student1-student2', 'shared', 'ema'}},
+             setting = {'student1-student2', 'shared', 'ema'}, plot_format = {'png', 'svg', 'pdf'},
+             grid_channels = {'overlay', 'panels'}},
   positive = {'blr', 'batch'},
   presets = {
     -- a small ViT that visibly learns in a few minutes on 2 CPU cores (the README's main command)
@@ -93,11 +98,13 @@ function R.step(model, x, cfg, ctx, noise)
   return total, {recon1 = l1, recon2 = l2, feature = lf}, {m1 = m1, m2 = m2, p1 = p1, p2 = p2}
 end
 
--- Images for a reconstruction grid (paper Fig. 6): input, branch-1 mask and reconstruction, branch-2
--- mask and reconstruction. Reconstructions undo the norm-pix normalisation with each patch's statistics
--- and paste the visible patches back, as MAE's visualisation does.
-function R.visualize(model, x, cfg, path)
-  local net1, net2 = model:branches()
+-- A reconstruction grid (paper Fig. 6): input, branch-1 mask and reconstruction, branch-2 mask and reconstruction.
+-- Reconstructions undo the norm-pix normalisation with each patch's statistics and paste the visible patches
+-- back, as MAE's visualisation does; hidden patches are drawn in neutral grey. cfg.grid_channels = 'overlay' shows
+-- up to six samples as colour composites with a channel legend (channel_names: the dataset's, when known);
+-- 'panels' shows the first two samples one channel per row.
+function R.visualize(model, x, cfg, path, channel_names)
+  local net1 = model:branches()
   local was = model.training
   model:eval()
   local _, _, st = dama.no_grad(R.step, model, x, cfg, nil)
@@ -108,26 +115,38 @@ function R.visualize(model, x, cfg, path)
   local sd = (target:var(-1, true, true) + 1e-6):sqrt()
   local function recon(pred, m)
     local mm = m.mask:unsqueeze(-1)
-    local full = (pred:detach() * sd + mu) * mm + target * (1 - mm)
-    return net1:unpatchify(full)
+    return net1:unpatchify((pred:detach() * sd + mu) * mm + target * (1 - mm))
   end
-  local function masked(m)
-    return net1:unpatchify(target * (1 - m.mask:unsqueeze(-1)))
+  local r1 = recon(st.p1, st.m1)
+  local r2 = st.m2 and recon(st.p2, st.m2)
+  local labels = {'input', 'mask 1', 'recon 1'}
+  if st.m2 then labels[4], labels[5] = 'mask 2', 'recon 2' end
+  local scale = math.max(1, math.floor(128 / x:size(2)))
+  local nc = x:size(1)
+  local names = channel_names or {}
+  for c = 1, nc do names[c] = names[c] or ('channel ' .. (c - 1)) end
+  local rows, row_labels = {}, {}
+  local function row_of(show, i)
+    local row = {show(x), {image = show(x), hidden = st.m1.mask[i], patch = p}, show(r1)}
+    if st.m2 then row[4] = {image = show(x), hidden = st.m2.mask[i], patch = p}; row[5] = show(r2) end
+    return row
   end
-  local rows = {}
-  local show = math.min(x:size(0), 6)
-  local m1_in, r1 = masked(st.m1), recon(st.p1, st.m1)
-  local m2_in, r2 = st.m2 and masked(st.m2), st.m2 and recon(st.p2, st.m2)
-  for i = 0, show - 1 do
-    local ranges = dama.plot.channel_ranges(x[i])        -- one display scale per row
-    local function show_img(t) return dama.plot.composite(t[i], ranges) end
-    local row = {show_img(x), show_img(m1_in), show_img(r1)}
-    if st.m2 then row[4] = show_img(m2_in); row[5] = show_img(r2) end
-    rows[#rows + 1] = row
+  if cfg.grid_channels == 'panels' then
+    for i = 0, math.min(x:size(0), 2) - 1 do
+      local ranges = dama.plot.channel_ranges(x[i])
+      for c = 0, nc - 1 do
+        rows[#rows + 1] = row_of(function(t) return dama.plot.channel_image(t[i], c, ranges[c + 1]) end, i)
+        row_labels[#rows] = string.format('%d: %s', i, names[c + 1])
+      end
+    end
+    dama.plot.grid(path, rows, {scale = scale, labels = labels, row_labels = row_labels})
+  else
+    for i = 0, math.min(x:size(0), 6) - 1 do
+      local ranges = dama.plot.channel_ranges(x[i])        -- one display scale per sample
+      rows[#rows + 1] = row_of(function(t) return dama.plot.composite(t[i], ranges) end, i)
+    end
+    dama.plot.grid(path, rows, {scale = scale, labels = labels, legend = dama.plot.channel_legend(names)})
   end
-  local labels = {'input', 'mask 1', 'recon 1', 'mask 2', 'recon 2'}
-  dama.plot.grid(path, rows, {scale = math.max(1, math.floor(128 / x:size(2))), labels = labels})
-  local _ = net2
   return path
 end
 
@@ -145,7 +164,7 @@ function R.run(cfg)
   local epochs = cfg.epochs
   local result = dama.train(cfg, loader, model, function(x, ctx) return R.step(model, x, cfg, ctx) end, {
     visualize = function(path)
-      R.visualize(model, vis_batch, cfg, path)
+      R.visualize(model, vis_batch, cfg, path, loader.ds and loader.ds:channel_name_list())
       print('wrote ' .. path)
     end,
     after_step = function(ctx)
@@ -155,8 +174,8 @@ function R.run(cfg)
       end
     end,
   })
-  print(string.format('done: %d steps; checkpoint %s; metrics %s; loss curve %s/loss.png', result.step,
-    result.checkpoint, result.metrics, cfg.out))
+  print(string.format('done: %d steps; checkpoint %s; metrics %s; loss curve %s', result.step,
+    result.checkpoint, result.metrics, result.loss_plot))
   return result, model
 end
 

@@ -8,8 +8,10 @@ PACKAGES="
   libtiff-dev libpng-dev libstb-dev
   libopenblas-dev
   libedit-dev libcjson-dev
+  libcairo2-dev fonts-dejavu-core
   tmux
 "
+# libcairo2-dev, fonts-dejavu-core: dama.plot draws figures (PNG/SVG/PDF) with Cairo in DejaVu Sans
 # tmux: tests/cli drive the REPL in a real terminal (Ctrl-C tests)
 missing=""
 for p in $PACKAGES; do

@@ -25,7 +25,8 @@ M.modules = {
   {'dama.json', 'JSON encode/decode (cJSON): metadata, config.json, metrics.jsonl, results.json'},
   {'dama.train', 'the training loop'},
   {'dama.eval', 'features, linear probe, accuracy'},
-  {'dama.plot', 'PNG plots: loss curves, reconstruction grids'},
+  {'dama.plot', 'figures (Cairo; PNG/SVG/PDF): loss curves, reconstruction grids, channel composites'},
+  {'dama.cairo', 'the Cairo binding dama.plot draws with: figure(w, h), fig:text/line/rect/image, fig:save(path)'},
   {'dama.config', 'recipe configuration: keys, types, command-line overrides'},
 }
 
@@ -99,9 +100,6 @@ M.docs_by_name('', {
   ['DAMA:load_state_dict'] = 'model:load_state_dict(sd[, strict]) -- load base_encoder.*, momentum_encoder.*, projs_head.* tensors',
   ['dama.config.new'] = 'dama.config.new(defaults) -- a recipe config: the keys and types of defaults, overridable as key=value on the command line',
   ['dama.eval.accuracy'] = 'accuracy(logits, y) -- the fraction of rows whose argmax equals the label y (i64)',
-  ['dama.plot.canvas'] = 'canvas(w, h[, rgb]) -- a white w x h RGB canvas to draw on and save as PNG',
-  ['dama.plot.composite'] = 'composite(img[, ranges[, gain]]) -- a [C, H, W] multi-channel image as one RGB image (one colour per channel)',
-  ['dama.plot.text_width'] = 'text_width(str[, scale]) -- the width in pixels of str drawn at scale',
   ['dama.train.now'] = 'now() -- monotonic time in seconds (for timing steps)',
   ['dama.train.to_json'] = 'to_json(v) -- v as one line of JSON (as metrics.jsonl rows are written)',
   ['dama.train.train'] = 'train(cfg, loader, model, step[, opts]) -- the training loop: AdamW, warmup-cosine lr per step, metrics.jsonl, plots, checkpoints, exact resume and Ctrl-C/SIGTERM checkpoints',

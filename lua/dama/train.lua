@@ -11,8 +11,9 @@
 --     and biases), lr = blr·batch/256 set every iteration from the fractional epoch (warm-up, cosine);
 --   - a progress line (epoch, step, each loss, lr, samples/s, ETA), a JSONL metrics log (metrics.jsonl,
 --     one row per finished step with its wall-clock `time` (training seconds, summed over resumes) and
---     `unix_time`), the resolved config (config.json), a loss-curve PNG (loss.png) at each epoch end,
---     reconstruction grids (recon_eNNN.png) every cfg.grid_every epochs through opts.visualize(x);
+--     `unix_time`), the resolved config (config.json), a loss-curve figure (loss.png; cfg.plot_format
+--     'svg'/'pdf' for vector files, cfg.plot_log = false for a linear axis) at each epoch end,
+--     reconstruction grids (recon_eNNN.png) every cfg.grid_every epochs through opts.visualize(path);
 --   - checkpoints (checkpoint.safetensors, written atomically) every cfg.ckpt_every epochs, every
 --     cfg.ckpt_steps steps and every cfg.ckpt_minutes minutes (so a kill -9 loses at most that much), at
 --     the end, and on Ctrl-C, SIGTERM or SIGUSR1, holding model, optimizer, step, RNG and data cursor, so
@@ -128,13 +129,13 @@ local function pid_alive(pid)
   return ffi.errno() == EPERM
 end
 
--- Remove '<name>.tmp.<pid>' files in dir left by a process killed while writing <name> (the checkpoint
--- writer's temporary; see safetensors.c), when that process is gone (or is this one: our writes are
--- synchronous, so a leftover of ours is from a write that failed).
+-- Remove '<name>.tmp.<pid>' files in dir (every '*.tmp.<pid>' when name is nil) left by a process killed while
+-- writing <name> (the checkpoint writer's temporary, see safetensors.c; figures and JSON files), when that
+-- process is gone (or is this one: our writes are synchronous, so a leftover of ours is from a write that failed).
 function T.remove_stale_tmp(dir, name)
   local removed = {}
   local me = C.getpid()
-  local pat = '^' .. name:gsub('%p', '%%%0') .. '%.tmp%.(%d+)$'
+  local pat = name and ('^' .. name:gsub('%p', '%%%0') .. '%.tmp%.(%d+)$') or '^.+%.tmp%.(%d+)$'
   for _, f in ipairs(list_dir(dir)) do
     local pid = tonumber(f:match(pat))
     if pid and (pid == me or pid > 2^31 - 1 or not pid_alive(pid)) then
@@ -202,14 +203,16 @@ local function truncate_metrics(path, step)
   return #kept, last_time, dropped
 end
 
-local function plot_history(path, hist, names)
+-- The loss curves of a run (cfg.plot_log: on a log axis, default true).
+local function plot_history(path, hist, names, cfg)
   local series, xs = {}, {}
   for _, n in ipairs(names) do series[n] = {} end
   for i, rec in ipairs(hist) do
     xs[i] = rec.epoch_f or rec.step
     for _, n in ipairs(names) do series[n][i] = rec[n] or (0 / 0) end
   end
-  dama.plot.lines(path, series, {x = xs, title = 'training loss', xlabel = 'epoch', ylabel = 'loss'})
+  dama.plot.lines(path, series, {x = xs, title = 'training loss', xlabel = 'epoch', ylabel = 'loss',
+                                 log_y = cfg.plot_log ~= false})
 end
 
 -- The run folder of cfg.out, checked before anything expensive is built (recipes call this before the
@@ -250,7 +253,7 @@ function T.prepare_out(cfg)
         'start it over with overwrite=true, or choose another out=', paths.checkpoint), 0)
     end
   end
-  T.remove_stale_tmp(out, 'checkpoint.safetensors')
+  T.remove_stale_tmp(out)   -- a checkpoint, figure or JSON temporary of a killed run
   return paths
 end
 
@@ -271,6 +274,8 @@ function T.train(cfg, loader, model, step, opts)
   opts = opts or {}
   local paths = T.prepare_out(cfg)
   local out, ckpt_path, metrics_path = paths.out, paths.checkpoint, paths.metrics
+  local fmt = cfg.plot_format or 'png'   -- figures: loss.<fmt>, recon_eNNN.<fmt>
+  local loss_plot = out .. '/loss.' .. fmt
   local epochs, warmup = cfg.epochs, cfg.warmup or 0
   local batch = cfg.batch
   local lr = cfg.lr or (cfg.blr * batch / 256)
@@ -412,10 +417,10 @@ function T.train(cfg, loader, model, step, opts)
         elseif ckpt_seconds > 0 and now() - t_ckpt >= ckpt_seconds then save_checkpoint('minutes', state) end
       end
       -- end of epoch (the grid draws random masks: it is part of what a resumed run repeats)
-      if names then plot_history(out .. '/loss.png', read_metrics(metrics_path), names) end
+      if names then plot_history(loss_plot, read_metrics(metrics_path), names, cfg) end
       local ge = cfg.grid_every or 0
       if opts.visualize and ge > 0 and ((epoch + 1) % ge == 0 or epoch + 1 == epochs) then
-        opts.visualize(string.format('%s/recon_e%03d.png', out, epoch + 1))
+        opts.visualize(string.format('%s/recon_e%03d.%s', out, epoch + 1, fmt))
       end
       state = snapshot()
       local ce = cfg.ckpt_every or 1
@@ -442,12 +447,13 @@ function T.train(cfg, loader, model, step, opts)
     end
     error(res, 0)
   end
-  if names then plot_history(out .. '/loss.png', read_metrics(metrics_path), names) end
+  if names then plot_history(loss_plot, read_metrics(metrics_path), names, cfg) end
   save_checkpoint(res, state)
   if opts.visualize and res == 'max_steps' and (cfg.grid_every or 0) > 0 then
-    opts.visualize(out .. '/recon_final.png')
+    opts.visualize(out .. '/recon_final.' .. fmt)
   end
-  return {step = global_step, losses = last_losses, checkpoint = ckpt_path, metrics = metrics_path}
+  return {step = global_step, losses = last_losses, checkpoint = ckpt_path, metrics = metrics_path,
+          loss_plot = names and loss_plot or nil}
 end
 
 setmetatable(T, {__call = function(_, ...) return T.train(...) end})

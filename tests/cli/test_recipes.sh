@@ -27,6 +27,10 @@ run setting_shared 'done: 4 steps' "$DAMA" recipes/pretrain_set3.lua preset=tiny
 run union_mode 'done: 4 steps' "$DAMA" recipes/pretrain_set3.lua preset=tiny max_steps=4 adaptive_mode=union out="$tmp/union"
 run masking_playground 'done: 4 steps' "$DAMA" recipes/masking_playground.lua preset=tiny max_steps=4 out="$tmp/mp"
 run grid_png 'wrote .*recon_e001.png' "$DAMA" recipes/pretrain_set3.lua preset=tiny epochs=2 grid_every=1 out="$tmp/grid"
+# vector figures for a paper, per-channel panels; the loss curve in the same format
+run grid_pdf_panels 'wrote .*recon_e002.pdf' "$DAMA" recipes/pretrain_set3.lua preset=tiny epochs=2 grid_every=2 plot_format=pdf grid_channels=panels out="$tmp/pdf"
+run grid_pdf_files '^%PDF-.*%PDF-' bash -c "head -c 5 '$tmp/pdf/loss.pdf'; head -c 5 '$tmp/pdf/recon_e002.pdf'"
+run bad_plot_format "plot_format must be one of 'png', 'svg', 'pdf', got 'jpg'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny plot_format=jpg out='$tmp/jpg'"
 run linear_probe 'linear probe top-1: [0-9.]+%' "$DAMA" recipes/linear_probe.lua ckpt="$tmp/set3/checkpoint.safetensors" epochs=5 out="$tmp/probe"
 run finetune 'val top-1 [0-9.]+%  \(best [0-9.]+%\)  ETA [0-9]+' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=200 batch=32 ckpt="$tmp/set3/checkpoint.safetensors" out="$tmp/ft"
 run bad_option "unknown option 'epoch'" bash -c "! '$DAMA' recipes/pretrain_set3.lua epoch=3"
