@@ -1,6 +1,7 @@
 /* Shared machinery of the CPU op kernels: promotion, argument checks, typed run conversion, the strided
  * iterator and its parallel driver (see ops_internal.h). */
 #include "ops_internal.h"
+#include "backend.h"
 #include <omp.h>
 
 static int dtype_rank_float(dama_dtype t) { return t == DAMA_F64 ? 3 : t == DAMA_F32 ? 2 : 1; }
@@ -23,9 +24,12 @@ dama_status ops_check(const char *op, const char *what, const dama_tensor *t) {
   if (!t) return dama_error(DAMA_ERR_ARG, "%s: tensor '%s' is NULL", op, what);
   if ((unsigned)t->dtype >= DAMA_NUM_DTYPES)
     return dama_error(DAMA_ERR_DTYPE, "%s: tensor '%s' has an invalid dtype %d", op, what, (int)t->dtype);
-  if (t->storage && t->storage->device.type != DAMA_CPU)
-    return dama_error(DAMA_ERR_DEVICE, "%s: tensor '%s' is on cuda:%d; the CPU kernels need host tensors", op, what,
-                      t->storage->device.index);
+  /* the CPU kernels run on cpu and on the sim test device (host memory, reached through dama_kernel_ptr) */
+  if (t->storage && t->storage->device.type != DAMA_CPU && t->storage->device.type != DAMA_SIM) {
+    char dev[32];
+    return dama_error(DAMA_ERR_DEVICE, "%s: tensor '%s' is on %s; the CPU kernels need cpu or sim tensors", op, what,
+                      dama_device_str(t->storage->device, dev, sizeof dev));
+  }
   return DAMA_OK;
 }
 
@@ -195,7 +199,7 @@ void ops_iter_init(ops_iter *it, int32_t nd, const int64_t *shape, int32_t nops,
   for (int32_t k = 0; k < nops; k++) {
     const dama_tensor *t = ts[k];
     it->elsize[k] = dama_dtype_size((dama_dtype)t->dtype);
-    it->base[k] = (char *)dama_data_ptr(t);
+    it->base[k] = (char *)dama_kernel_ptr(t);
   }
   /* keep the dims of size != 1, with broadcast strides */
   int32_t m = 0;

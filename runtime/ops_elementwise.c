@@ -3,6 +3,7 @@
  * takes operands with a stride flag (1 = contiguous run, 0 = one broadcast value) so the contiguous,
  * scalar-broadcast and row-broadcast cases run as plain vectorisable loops. */
 #include "ops_internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 static const char *const binop_names[DAMA_NUM_BINOPS] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
@@ -182,7 +183,7 @@ static dama_status check_binop(dama_binop op) {
   return DAMA_OK;
 }
 
-dama_status dama_binary(dama_tensor **out, dama_binop op, const dama_tensor *a, const dama_tensor *b) {
+dama_status dama_cpu_binary(dama_tensor **out, dama_binop op, const dama_tensor *a, const dama_tensor *b) {
   if (!out) return dama_error(DAMA_ERR_ARG, "binary: out is NULL");
   *out = NULL;
   DAMA_TRY(check_binop(op));
@@ -193,7 +194,7 @@ dama_status dama_binary(dama_tensor **out, dama_binop op, const dama_tensor *a, 
   int64_t shape[DAMA_MAX_DIMS];
   DAMA_TRY(ops_broadcast(name, a, b, &nd, shape));
   dama_dtype compute, rt = binary_result(op, ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype), &compute);
-  DAMA_TRY(dama_empty(out, nd, shape, rt, dama_cpu()));
+  DAMA_TRY(dama_empty(out, nd, shape, rt, a->storage->device));
   dama_status s = binary_into(*out, op, a, b, compute);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;
@@ -212,7 +213,7 @@ static dama_status check_into(const char *op, const dama_tensor *a, const dama_t
   return DAMA_OK;
 }
 
-dama_status dama_binary_(dama_tensor *a, dama_binop op, const dama_tensor *b) {
+dama_status dama_cpu_binary_(dama_tensor *a, dama_binop op, const dama_tensor *b) {
   DAMA_TRY(check_binop(op));
   char name[32];
   snprintf(name, sizeof name, "%s_", dama_binop_name(op));
@@ -242,7 +243,7 @@ static dama_status scalar_pow_check(const char *name, dama_binop op, dama_dtype 
   return DAMA_OK;
 }
 
-dama_status dama_binary_scalar(dama_tensor **out, dama_binop op, const dama_tensor *a, double s, int32_t scalar_first) {
+dama_status dama_cpu_binary_scalar(dama_tensor **out, dama_binop op, const dama_tensor *a, double s, int32_t scalar_first) {
   if (!out) return dama_error(DAMA_ERR_ARG, "binary_scalar: out is NULL");
   *out = NULL;
   DAMA_TRY(check_binop(op));
@@ -253,13 +254,13 @@ dama_status dama_binary_scalar(dama_tensor **out, dama_binop op, const dama_tens
   DAMA_TRY(scalar_pow_check(name, op, compute, s, scalar_first));
   ops_scalar sc;
   ops_scalar_init(&sc, s, st);
-  DAMA_TRY(dama_empty(out, a->ndim, a->shape, rt, dama_cpu()));
+  DAMA_TRY(dama_empty(out, a->ndim, a->shape, rt, a->storage->device));
   dama_status r = scalar_first ? binary_into(*out, op, &sc.t, a, compute) : binary_into(*out, op, a, &sc.t, compute);
   if (r != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return r;
 }
 
-dama_status dama_binary_scalar_(dama_tensor *a, dama_binop op, double s) {
+dama_status dama_cpu_binary_scalar_(dama_tensor *a, dama_binop op, double s) {
   DAMA_TRY(check_binop(op));
   char name[32];
   snprintf(name, sizeof name, "%s_", dama_binop_name(op));
@@ -352,20 +353,20 @@ static dama_status unary_into(dama_tensor *out, dama_unop op, const dama_tensor 
   return ew_launch(&c, out, 1, &a, dama_unop_name(op));
 }
 
-dama_status dama_unary(dama_tensor **out, dama_unop op, const dama_tensor *a) {
+dama_status dama_cpu_unary(dama_tensor **out, dama_unop op, const dama_tensor *a) {
   if (!out) return dama_error(DAMA_ERR_ARG, "unary: out is NULL");
   *out = NULL;
   if ((unsigned)op >= DAMA_NUM_UNOPS) return dama_error(DAMA_ERR_ARG, "unary: unknown op %d", (int)op);
   DAMA_TRY(ops_check(dama_unop_name(op), "a", a));
   dama_dtype at = (dama_dtype)a->dtype, compute = unary_compute(op, at);
   dama_dtype rt = dama_dtype_is_float(at) ? at : (un_int(op) ? at : DAMA_F32);
-  DAMA_TRY(dama_empty(out, a->ndim, a->shape, rt, dama_cpu()));
+  DAMA_TRY(dama_empty(out, a->ndim, a->shape, rt, a->storage->device));
   dama_status s = unary_into(*out, op, a, compute);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;
 }
 
-dama_status dama_unary_(dama_tensor *a, dama_unop op) {
+dama_status dama_cpu_unary_(dama_tensor *a, dama_unop op) {
   if ((unsigned)op >= DAMA_NUM_UNOPS) return dama_error(DAMA_ERR_ARG, "unary_: unknown op %d", (int)op);
   DAMA_TRY(ops_check(dama_unop_name(op), "a", a));
   DAMA_TRY(ops_check_writable(dama_unop_name(op), a));
@@ -407,17 +408,17 @@ static dama_status clamp_into(dama_tensor *out, const dama_tensor *a, double lo,
   return ew_launch(&c, out, 1, &a, name);
 }
 
-dama_status dama_clamp(dama_tensor **out, const dama_tensor *a, double lo, double hi) {
+dama_status dama_cpu_clamp(dama_tensor **out, const dama_tensor *a, double lo, double hi) {
   if (!out) return dama_error(DAMA_ERR_ARG, "clamp: out is NULL");
   *out = NULL;
   DAMA_TRY(ops_check("clamp", "a", a));
-  DAMA_TRY(dama_empty(out, a->ndim, a->shape, (dama_dtype)a->dtype, dama_cpu()));
+  DAMA_TRY(dama_empty(out, a->ndim, a->shape, (dama_dtype)a->dtype, a->storage->device));
   dama_status s = clamp_into(*out, a, lo, hi, "clamp");
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;
 }
 
-dama_status dama_clamp_(dama_tensor *a, double lo, double hi) {
+dama_status dama_cpu_clamp_(dama_tensor *a, double lo, double hi) {
   DAMA_TRY(ops_check("clamp_", "a", a));
   DAMA_TRY(ops_check_writable("clamp_", a));
   return clamp_into(a, a, lo, hi, "clamp_");
@@ -441,7 +442,7 @@ static void apply_where(const ew_ctx *c, int64_t n, const void *const *in, const
 #undef WHERE_LOOP
 }
 
-dama_status dama_where(dama_tensor **out, const dama_tensor *cond, const dama_tensor *a, const dama_tensor *b) {
+dama_status dama_cpu_where(dama_tensor **out, const dama_tensor *cond, const dama_tensor *a, const dama_tensor *b) {
   if (!out) return dama_error(DAMA_ERR_ARG, "where: out is NULL");
   *out = NULL;
   DAMA_TRY(ops_check("where", "cond", cond));
@@ -456,7 +457,7 @@ dama_status dama_where(dama_tensor **out, const dama_tensor *cond, const dama_te
                       dama_shape_str(cond, sc, sizeof sc), ops_shape_str(n1, s1, sab, sizeof sab));
   }
   dama_dtype rt = ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype);
-  DAMA_TRY(dama_empty(out, n2, s2, rt, dama_cpu()));
+  DAMA_TRY(dama_empty(out, n2, s2, rt, a->storage->device));
   ew_ctx c;
   memset(&c, 0, sizeof c);
   c.kind = ops_kind_of(rt);
@@ -495,7 +496,7 @@ static void fill_run(void *vctx, char *const *ptrs, const int64_t *strides, int6
   for (int64_t i = 0; i < n; i++) put(ptrs[0] + i * step, c->v.b, sz);
 }
 
-dama_status dama_fill_(dama_tensor *a, double value) {
+dama_status dama_cpu_fill_(dama_tensor *a, double value) {
   DAMA_TRY(ops_check("fill_", "a", a));
   fill_ctx c;
   memset(&c, 0, sizeof c);
@@ -530,7 +531,7 @@ static void masked_fill_run(void *vctx, char *const *ptrs, const int64_t *stride
   }
 }
 
-dama_status dama_masked_fill_(dama_tensor *a, const dama_tensor *mask, double value) {
+dama_status dama_cpu_masked_fill_(dama_tensor *a, const dama_tensor *mask, double value) {
   DAMA_TRY(ops_check("masked_fill_", "a", a));
   DAMA_TRY(ops_check("masked_fill_", "mask", mask));
   DAMA_TRY(ops_check_writable("masked_fill_", a));
@@ -597,7 +598,7 @@ static void nonfinite_range(void *vctx, int64_t b, int64_t e) {
   }
 }
 
-dama_status dama_count_nonfinite(const dama_tensor *a, int64_t *count) {
+dama_status dama_cpu_count_nonfinite(const dama_tensor *a, int64_t *count) {
   DAMA_TRY(ops_check("count_nonfinite", "a", a));
   if (!count) return dama_error(DAMA_ERR_ARG, "count_nonfinite: count is NULL");
   *count = 0;
@@ -666,14 +667,14 @@ dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src) {
 dama_status ops_contiguous(dama_tensor **out, const dama_tensor *t) {
   *out = NULL;
   if (dama_is_contiguous(t)) { dama_tensor_retain((dama_tensor *)t); *out = (dama_tensor *)t; return DAMA_OK; }
-  DAMA_TRY(dama_empty(out, t->ndim, t->shape, (dama_dtype)t->dtype, dama_cpu()));
+  DAMA_TRY(dama_empty(out, t->ndim, t->shape, (dama_dtype)t->dtype, t->storage->device));
   dama_status s = dama_copy_kernel(*out, t);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;
 }
 
 dama_status ops_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype) {
-  DAMA_TRY(dama_empty(out, t->ndim, t->shape, dtype, dama_cpu()));
+  DAMA_TRY(dama_empty(out, t->ndim, t->shape, dtype, t->storage->device));
   dama_status s = dama_copy_kernel(*out, t);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;

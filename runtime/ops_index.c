@@ -3,6 +3,7 @@
  * error names the first bad value and the size. scatter_ runs serially in row-major order of `index`, so
  * duplicate indices give deterministic results (assign: the last write wins; add: summed in that order). */
 #include "ops_internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 /* A contiguous i64 copy of an index tensor (or a new reference when it already is one). */
@@ -44,9 +45,9 @@ static void gather_range(void *vctx, int64_t b, int64_t e) {
   const gather_ctx *c = vctx;
   const int32_t nd = c->out->ndim;
   const int sz = dama_dtype_size((dama_dtype)c->a->dtype);
-  const int64_t *ix = dama_data_ptr(c->ix);
-  const char *ab = dama_data_ptr(c->a);
-  char *ob = dama_data_ptr(c->out);
+  const int64_t *ix = dama_kernel_ptr(c->ix);
+  const char *ab = dama_kernel_ptr(c->a);
+  char *ob = dama_kernel_ptr(c->out);
   int64_t idx[DAMA_MAX_DIMS], rem = b;
   for (int32_t d = nd - 1; d >= 0; d--) { idx[d] = rem % c->out->shape[d]; rem /= c->out->shape[d]; }
   for (int64_t p = b; p < e; p++) {
@@ -71,7 +72,7 @@ static dama_status check_index_shape(const char *name, const dama_tensor *t, con
   return DAMA_OK;
 }
 
-dama_status dama_gather(dama_tensor **out, const dama_tensor *a, int32_t dim, const dama_tensor *index) {
+dama_status dama_cpu_gather(dama_tensor **out, const dama_tensor *a, int32_t dim, const dama_tensor *index) {
   if (!out) return dama_error(DAMA_ERR_ARG, "gather: out is NULL");
   *out = NULL;
   DAMA_TRY(ops_check("gather", "a", a));
@@ -81,8 +82,8 @@ dama_status dama_gather(dama_tensor **out, const dama_tensor *a, int32_t dim, co
   dama_tensor *ix = NULL;
   DAMA_TRY(index_i64("gather", index, &ix));
   dama_status s = check_index_shape("gather", a, "input", index, d, false);
-  if (s == DAMA_OK) s = check_bounds("gather", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
-  if (s == DAMA_OK) s = dama_empty(out, index->ndim, index->shape, (dama_dtype)a->dtype, dama_cpu());
+  if (s == DAMA_OK) s = check_bounds("gather", dama_kernel_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
+  if (s == DAMA_OK) s = dama_empty(out, index->ndim, index->shape, (dama_dtype)a->dtype, a->storage->device);
   if (s == DAMA_OK) {
     gather_ctx c = {a, ix, *out, d};
     s = ops_parallel_range(dama_numel(*out), 1 << 14, 1, gather_range, &c, "gather");
@@ -108,7 +109,7 @@ static void add_el(char *d, const char *s, dama_dtype t) {
   }
 }
 
-dama_status dama_scatter_(dama_tensor *a, int32_t dim, const dama_tensor *index, const dama_tensor *src, int32_t reduce) {
+dama_status dama_cpu_scatter_(dama_tensor *a, int32_t dim, const dama_tensor *index, const dama_tensor *src, int32_t reduce) {
   DAMA_TRY(ops_check("scatter_", "a", a));
   DAMA_TRY(ops_check("scatter_", "src", src));
   DAMA_TRY(ops_check_writable("scatter_", a));
@@ -122,18 +123,18 @@ dama_status dama_scatter_(dama_tensor *a, int32_t dim, const dama_tensor *index,
   dama_status s = check_index_shape("scatter_", a, "self", index, d, false);
   /* src: a 0-d tensor is a scalar for every position, else index must fit inside src */
   if (s == DAMA_OK && src->ndim != 0) s = check_index_shape("scatter_", src, "src", index, d, true);
-  if (s == DAMA_OK) s = check_bounds("scatter_", dama_data_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
+  if (s == DAMA_OK) s = check_bounds("scatter_", dama_kernel_ptr(ix), dama_numel(ix), a->ndim ? a->shape[d] : 1, d);
   if (s == DAMA_OK) {
     if (src->dtype != a->dtype || ops_same_storage(a, src)) s = ops_to_dtype(&sv, src, (dama_dtype)a->dtype);
     else { dama_tensor_retain((dama_tensor *)src); sv = (dama_tensor *)src; }
   }
   if (s == DAMA_OK) {
     const int32_t nd = index->ndim;
-    const int64_t n = dama_numel(ix), *iv = dama_data_ptr(ix);
+    const int64_t n = dama_numel(ix), *iv = dama_kernel_ptr(ix);
     const dama_dtype t = (dama_dtype)a->dtype;
     const int sz = dama_dtype_size(t);
-    char *ab = dama_data_ptr(a);
-    const char *sb = dama_data_ptr(sv);
+    char *ab = dama_kernel_ptr(a);
+    const char *sb = dama_kernel_ptr(sv);
     int64_t idx[DAMA_MAX_DIMS] = {0};
     for (int64_t p = 0; p < n; p++) {
       if ((p & ((1 << 20) - 1)) == 0 && p && dama_interrupt_pending()) {
@@ -171,7 +172,7 @@ static void isel_range(void *vctx, int64_t b, int64_t e) {
   }
 }
 
-dama_status dama_index_select(dama_tensor **out, const dama_tensor *a, int32_t dim, const dama_tensor *index) {
+dama_status dama_cpu_index_select(dama_tensor **out, const dama_tensor *a, int32_t dim, const dama_tensor *index) {
   if (!out) return dama_error(DAMA_ERR_ARG, "index_select: out is NULL");
   *out = NULL;
   DAMA_TRY(ops_check("index_select", "a", a));
@@ -185,17 +186,17 @@ dama_status dama_index_select(dama_tensor **out, const dama_tensor *a, int32_t d
   if (index->ndim > 1)
     s = dama_error(DAMA_ERR_SHAPE, "index_select: index must be 1-d, got shape %s", dama_shape_str(index, si, sizeof si));
   const int64_t len = dama_numel(ix), size = a->shape[d];
-  if (s == DAMA_OK) s = check_bounds("index_select", dama_data_ptr(ix), len, size, d);
+  if (s == DAMA_OK) s = check_bounds("index_select", dama_kernel_ptr(ix), len, size, d);
   if (s == DAMA_OK) s = ops_contiguous(&ac, a);
   int64_t oshape[DAMA_MAX_DIMS];
   memcpy(oshape, a->shape, sizeof oshape);
   oshape[d] = len;
-  if (s == DAMA_OK) s = dama_empty(out, a->ndim, oshape, (dama_dtype)a->dtype, dama_cpu());
+  if (s == DAMA_OK) s = dama_empty(out, a->ndim, oshape, (dama_dtype)a->dtype, a->storage->device);
   if (s == DAMA_OK) {
     int64_t outer = 1, inner = 1;
     for (int32_t k = 0; k < d; k++) outer *= a->shape[k];
     for (int32_t k = d + 1; k < a->ndim; k++) inner *= a->shape[k];
-    isel_ctx c = {dama_data_ptr(ac), dama_data_ptr(*out), dama_data_ptr(ix), len, size,
+    isel_ctx c = {dama_kernel_ptr(ac), dama_kernel_ptr(*out), dama_kernel_ptr(ix), len, size,
                   inner * dama_dtype_size((dama_dtype)a->dtype)};
     if (inner > 0) s = ops_parallel_range(outer * len, 64, inner, isel_range, &c, "index_select");
   }

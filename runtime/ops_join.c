@@ -3,9 +3,10 @@
  * cat skips 1-d empty tensors of shape [0] whatever the other shapes are. Errors name the offending
  * tensor's position. */
 #include "ops_internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
-dama_status dama_cat(dama_tensor **out, int32_t n, dama_tensor *const *ts, int32_t dim) {
+dama_status dama_cpu_cat(dama_tensor **out, int32_t n, dama_tensor *const *ts, int32_t dim) {
   if (!out) return dama_error(DAMA_ERR_ARG, "cat: out is NULL");
   *out = NULL;
   if (n <= 0 || !ts) return dama_error(DAMA_ERR_ARG, "cat: expected a non-empty list of tensors, got %d", n);
@@ -43,7 +44,7 @@ dama_status dama_cat(dama_tensor **out, int32_t n, dama_tensor *const *ts, int32
   int64_t oshape[DAMA_MAX_DIMS];
   memcpy(oshape, r->shape, sizeof oshape);
   oshape[d] = total;
-  DAMA_TRY(dama_empty(out, r->ndim, oshape, dt, dama_cpu()));
+  DAMA_TRY(dama_empty(out, r->ndim, oshape, dt, r->storage->device));
   int64_t at = 0;
   dama_status s = DAMA_OK;
   for (int32_t i = 0; i < n && s == DAMA_OK; i++) {

@@ -5,6 +5,7 @@
  * as is; any other layout (stride 0, negative or gapped inner strides) is copied once. A batched `a` whose
  * batch dims are contiguous over its rows, times an unbatched `b`, runs as one large GEMM. */
 #include "ops_internal.h"
+#include "backend.h"
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
@@ -95,7 +96,7 @@ static dama_status gemm_batches(const char *op, dama_dtype dt, const mat_operand
   int64_t batch = 1;
   for (int32_t i = 0; i < nb; i++) batch *= bshape[i];
   const int esz = dama_dtype_size(dt);
-  char *abase = dama_data_ptr(A->t), *bbase = dama_data_ptr(B->t), *cbase = dama_data_ptr(out);
+  char *abase = dama_kernel_ptr(A->t), *bbase = dama_kernel_ptr(B->t), *cbase = dama_kernel_ptr(out);
   if (m == 0 || n == 0 || batch == 0) return DAMA_OK;
   if (k == 0) { memset(cbase, 0, (size_t)(batch * m * n * esz)); return DAMA_OK; }
   if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
@@ -169,7 +170,7 @@ static dama_status matmul_float(dama_tensor **out, const dama_tensor *a, const d
   if (s != DAMA_OK) { dama_tensor_release(vb); return s; }
   s = prepare(op, &B, vb, nb);
   if (s != DAMA_OK) { dama_tensor_release(A.t); return s; }
-  s = dama_empty(out, ond, oshape, (dama_dtype)a->dtype, dama_cpu());
+  s = dama_empty(out, ond, oshape, (dama_dtype)a->dtype, a->storage->device);
   if (s == DAMA_OK) s = gemm_batches(op, (dama_dtype)a->dtype, &A, &B, *out, nb, bshape, m, n, k);
   dama_tensor_release(A.t);
   dama_tensor_release(B.t);
@@ -177,7 +178,7 @@ static dama_status matmul_float(dama_tensor **out, const dama_tensor *a, const d
   return s;
 }
 
-dama_status dama_matmul(dama_tensor **out, const dama_tensor *a, const dama_tensor *b) {
+dama_status dama_cpu_matmul(dama_tensor **out, const dama_tensor *a, const dama_tensor *b) {
   if (!out) return dama_error(DAMA_ERR_ARG, "matmul: out is NULL");
   *out = NULL;
   DAMA_TRY(ops_check("matmul", "a", a));

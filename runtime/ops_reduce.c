@@ -8,6 +8,7 @@
  * two-pass moments with Chan's formula. NaN propagates through max/min (and argmax/argmin point at the
  * first NaN), like torch. */
 #include "ops_internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 #define RCHUNK 8192
@@ -355,7 +356,7 @@ static dama_status reduce_core(const char *name, dama_redop op, const dama_tenso
   c->op = op;
   c->dt = (dama_dtype)a->dtype;
   c->kind = ops_kind_of(c->dt);
-  c->data = dama_data_ptr(ct);
+  c->data = dama_kernel_ptr(ct);
   c->R = R;
   c->L = L;
   c->p = p;
@@ -384,12 +385,12 @@ static dama_status write_rows(const rctx *c, const rstate *rows, int correction,
     else finish(c, &rows[r], correction, &d, &i);
     if (int_res) ((int64_t *)buf)[r] = i; else ((double *)buf)[r] = d;
   }
-  ops_store(int_res ? OPS_KI64 : OPS_KF64, buf, (dama_dtype)out->dtype, dama_data_ptr(out), 1, R);
+  ops_store(int_res ? OPS_KI64 : OPS_KF64, buf, (dama_dtype)out->dtype, dama_kernel_ptr(out), 1, R);
   free(buf);
   return DAMA_OK;
 }
 
-dama_status dama_reduce(dama_tensor **out, dama_redop op, const dama_tensor *a, int32_t ndims, const int32_t *dims,
+dama_status dama_cpu_reduce(dama_tensor **out, dama_redop op, const dama_tensor *a, int32_t ndims, const int32_t *dims,
                         int32_t keepdim, int32_t correction, double p) {
   if (!out) return dama_error(DAMA_ERR_ARG, "reduce: out is NULL");
   *out = NULL;
@@ -409,7 +410,7 @@ dama_status dama_reduce(dama_tensor **out, dama_redop op, const dama_tensor *a, 
   int32_t nd;
   int64_t oshape[DAMA_MAX_DIMS];
   DAMA_TRY(reduce_core(name, op, a, mask, keepdim, p, &c, &rows, &nd, oshape));
-  dama_status s = dama_empty(out, nd, oshape, result_dtype(op, (dama_dtype)a->dtype), dama_cpu());
+  dama_status s = dama_empty(out, nd, oshape, result_dtype(op, (dama_dtype)a->dtype), a->storage->device);
   if (s == DAMA_OK) s = write_rows(&c, rows, correction, *out, false);
   free(rows);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
@@ -428,8 +429,8 @@ static dama_status minmax_dim(const char *name, dama_redop op, dama_tensor **val
   int32_t nd;
   int64_t oshape[DAMA_MAX_DIMS];
   DAMA_TRY(reduce_core(name, op, a, mask, keepdim, 0, &c, &rows, &nd, oshape));
-  dama_status s = dama_empty(values, nd, oshape, (dama_dtype)a->dtype, dama_cpu());
-  if (s == DAMA_OK) s = dama_empty(indices, nd, oshape, DAMA_I64, dama_cpu());
+  dama_status s = dama_empty(values, nd, oshape, (dama_dtype)a->dtype, a->storage->device);
+  if (s == DAMA_OK) s = dama_empty(indices, nd, oshape, DAMA_I64, a->storage->device);
   if (s == DAMA_OK) s = write_rows(&c, rows, 0, *values, true);
   if (s == DAMA_OK) s = write_rows(&c, rows, 0, *indices, false);
   free(rows);
@@ -440,10 +441,10 @@ static dama_status minmax_dim(const char *name, dama_redop op, dama_tensor **val
   return s;
 }
 
-dama_status dama_max_dim(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int32_t dim, int32_t keepdim) {
+dama_status dama_cpu_max_dim(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int32_t dim, int32_t keepdim) {
   return minmax_dim("max", DAMA_RARGMAX, values, indices, a, dim, keepdim);
 }
 
-dama_status dama_min_dim(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int32_t dim, int32_t keepdim) {
+dama_status dama_cpu_min_dim(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int32_t dim, int32_t keepdim) {
   return minmax_dim("min", DAMA_RARGMIN, values, indices, a, dim, keepdim);
 }

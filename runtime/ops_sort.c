@@ -3,6 +3,7 @@
  * NaN sorts as the largest value (last ascending, first descending), like torch. topk returns the first
  * k of that order: the k largest (ties: lower index first) or smallest, always sorted. */
 #include "ops_internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 #define RUN 16
@@ -88,14 +89,14 @@ static void sort_range(void *vctx, int64_t b, int64_t e) {
   const int64_t ast = a->ndim ? a->strides[c->dim] : 1;
   const int64_t ist = c->inds->ndim ? c->inds->strides[c->dim] : 1;
   for (int64_t r = b; r < e; r++) {
-    const char *src = (const char *)dama_data_ptr(a) + row_offset(a, c->dim, r) * esz;
+    const char *src = (const char *)dama_kernel_ptr(a) + row_offset(a, c->dim, r) * esz;
     ops_load(c->kind, dt, src, ast, n, keys);
-    int64_t *oi = (int64_t *)dama_data_ptr(c->inds) + row_offset(c->inds, c->dim, r);
+    int64_t *oi = (int64_t *)dama_kernel_ptr(c->inds) + row_offset(c->inds, c->dim, r);
     if (c->kind == OPS_KF32) { if (c->desc) SORT_ROW(f32d, float); else SORT_ROW(f32a, float); }
     else if (c->kind == OPS_KF64) { if (c->desc) SORT_ROW(f64d, double); else SORT_ROW(f64a, double); }
     else { if (c->desc) SORT_ROW(i64d, int64_t); else SORT_ROW(i64a, int64_t); }
     if (c->vals) {
-      char *ov = (char *)dama_data_ptr(c->vals) + row_offset(c->vals, c->dim, r) * esz;
+      char *ov = (char *)dama_kernel_ptr(c->vals) + row_offset(c->vals, c->dim, r) * esz;
       ops_store(c->kind, keys, dt, ov, c->vals->ndim ? c->vals->strides[c->dim] : 1, k);
     }
   }
@@ -117,8 +118,8 @@ static dama_status sort_core(const char *name, dama_tensor **vals, dama_tensor *
   int64_t oshape[DAMA_MAX_DIMS];
   memcpy(oshape, a->shape, sizeof oshape);
   if (a->ndim) oshape[d] = k;
-  dama_status s = dama_empty(inds, a->ndim, oshape, DAMA_I64, dama_cpu());
-  if (s == DAMA_OK && vals) s = dama_empty(vals, a->ndim, oshape, (dama_dtype)a->dtype, dama_cpu());
+  dama_status s = dama_empty(inds, a->ndim, oshape, DAMA_I64, a->storage->device);
+  if (s == DAMA_OK && vals) s = dama_empty(vals, a->ndim, oshape, (dama_dtype)a->dtype, a->storage->device);
   if (s == DAMA_OK) {
     sort_ctx c = {a, vals ? *vals : NULL, *inds, d, n, k, desc, ops_kind_of((dama_dtype)a->dtype), 0};
     const int64_t rows = n > 0 ? dama_numel(a) / n : 0;
@@ -142,7 +143,7 @@ static dama_status dim_size(const char *name, const dama_tensor *a, int32_t dim,
   return DAMA_OK;
 }
 
-dama_status dama_sort(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int32_t dim,
+dama_status dama_cpu_sort(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int32_t dim,
                       int32_t descending, int32_t stable) {
   if (!values || !indices) return dama_error(DAMA_ERR_ARG, "sort: values/indices output is NULL");
   *values = *indices = NULL;
@@ -153,7 +154,7 @@ dama_status dama_sort(dama_tensor **values, dama_tensor **indices, const dama_te
   return sort_core("sort", values, indices, a, dim, descending != 0, n);
 }
 
-dama_status dama_argsort(dama_tensor **indices, const dama_tensor *a, int32_t dim, int32_t descending, int32_t stable) {
+dama_status dama_cpu_argsort(dama_tensor **indices, const dama_tensor *a, int32_t dim, int32_t descending, int32_t stable) {
   if (!indices) return dama_error(DAMA_ERR_ARG, "argsort: indices output is NULL");
   *indices = NULL;
   DAMA_TRY(ops_check("argsort", "a", a));
@@ -163,7 +164,7 @@ dama_status dama_argsort(dama_tensor **indices, const dama_tensor *a, int32_t di
   return sort_core("argsort", NULL, indices, a, dim, descending != 0, n);
 }
 
-dama_status dama_topk(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int64_t k, int32_t dim,
+dama_status dama_cpu_topk(dama_tensor **values, dama_tensor **indices, const dama_tensor *a, int64_t k, int32_t dim,
                       int32_t largest, int32_t sorted) {
   if (!values || !indices) return dama_error(DAMA_ERR_ARG, "topk: values/indices output is NULL");
   *values = *indices = NULL;

@@ -1,6 +1,7 @@
 /* Philox4x32-10 counter-based RNG (Salmon et al., SC'11). A draw is a pure function of
  * (seed, counter), so CPU threads, GPU threads and resumed runs all see the same stream. */
 #include "dama_internal.h"
+#include "backend.h"
 #include <math.h>
 
 static dama_rng default_rng = {0, 0};
@@ -35,8 +36,8 @@ static dama_status fill_random(const char *op, dama_tensor *t, dama_rng *rng, in
   int64_t n = dama_numel(t);
   int64_t nblocks = (n * per_elem + 3) / 4;
   dama_tensor *tmp = NULL;
-  DAMA_TRY(dama_empty(&tmp, t->ndim, t->shape, DAMA_F64, dama_cpu()));
-  double *d = (double *)dama_data_ptr(tmp);
+  DAMA_TRY(dama_empty(&tmp, t->ndim, t->shape, DAMA_F64, t->storage->device));
+  double *d = (double *)dama_kernel_ptr(tmp);
   uint64_t base = rng->offset;
 #pragma omp parallel for if (n > 65536) schedule(static)
   for (int64_t blk = 0; blk < nblocks; blk++) {
@@ -68,26 +69,26 @@ static double draw_int(const uint32_t *x, int l, double lo, double hi) {
   return lo + (double)(r % span);
 }
 
-dama_status dama_uniform_(dama_tensor *t, double lo, double hi, dama_rng *rng) {
+dama_status dama_cpu_uniform_(dama_tensor *t, double lo, double hi, dama_rng *rng) {
   if (!dama_dtype_is_float((dama_dtype)t->dtype))
     return dama_error(DAMA_ERR_DTYPE, "uniform_: expected a float tensor, got %s", dama_dtype_name((dama_dtype)t->dtype));
   if (!(hi >= lo)) return dama_error(DAMA_ERR_ARG, "uniform_: expected lo <= hi, got [%g, %g)", lo, hi);
   return fill_random("uniform_", t, rng, 1, lo, hi, draw_uniform);
 }
 
-dama_status dama_normal_(dama_tensor *t, double mean, double std, dama_rng *rng) {
+dama_status dama_cpu_normal_(dama_tensor *t, double mean, double std, dama_rng *rng) {
   if (!dama_dtype_is_float((dama_dtype)t->dtype))
     return dama_error(DAMA_ERR_DTYPE, "normal_: expected a float tensor, got %s", dama_dtype_name((dama_dtype)t->dtype));
   if (!(std >= 0)) return dama_error(DAMA_ERR_ARG, "normal_: std must be >= 0, got %g", std);
   return fill_random("normal_", t, rng, 2, mean, std, draw_normal);
 }
 
-dama_status dama_randint_(dama_tensor *t, int64_t lo, int64_t hi, dama_rng *rng) {
+dama_status dama_cpu_randint_(dama_tensor *t, int64_t lo, int64_t hi, dama_rng *rng) {
   if (hi <= lo) return dama_error(DAMA_ERR_ARG, "randint: expected low < high, got [%lld, %lld)", (long long)lo, (long long)hi);
   return fill_random("randint_", t, rng, 2, (double)lo, (double)hi, draw_int);
 }
 
-dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_rng *rng) {
+dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_rng *rng, dama_device dev) {
   *out = NULL;
   if (!rng) rng = &default_rng;
   if (n < 0) return dama_error(DAMA_ERR_ARG, "randperm: n must be >= 0, got %lld", (long long)n);
@@ -107,7 +108,7 @@ dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_r
     int64_t tmp = p[i]; p[i] = p[j]; p[j] = tmp;
   }
   rng->offset += (uint64_t)(n / 2 + 1);
-  dama_status s = dama_from_buffer(out, 1, &n, dtype, p, DAMA_I64);
+  dama_status s = dama_from_buffer(out, 1, &n, dtype, p, DAMA_I64, dev);
   dama_free_bytes(p, n * 8 + 8);
   return s;
 }

@@ -1,6 +1,7 @@
 /* Tensors: refcounted storage, views (shape/strides/offset), creation, reshaping, copies. */
 #include "dama_internal.h"
 #include "ops_internal.h"
+#include "backend.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,22 +12,29 @@
 static void storage_release(dama_storage *st) {
   if (!st) return;
   if (atomic_fetch_sub((_Atomic int64_t *)&st->refcount, 1) != 1) return;
-  if (st->owns_data) dama_free_bytes(st->data, st->nbytes);
-  else if (st->release_fn) st->release_fn(st->keepalive);
+  if (st->owns_data) {
+    const dama_backend *be = dama_backend_of_type(st->device.type);
+    if (be) be->free(st->device.index, st->data, st->nbytes);
+  } else if (st->release_fn) st->release_fn(st->keepalive);
   free(st);
 }
 
-static dama_status storage_new(dama_storage **out, int64_t nbytes, const char *op) {
+/* Storage of nbytes on dev, from its backend's allocator. */
+static dama_status storage_new(dama_storage **out, int64_t nbytes, const char *op, dama_device dev) {
+  const dama_backend *be = dama_backend_of_type(dev.type);
+  if (!be) return dama_device_check(dev);
   dama_storage *st = calloc(1, sizeof *st);
   if (!st) return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating a tensor header", op);
-  st->data = dama_alloc_bytes(nbytes);
+  st->data = be->alloc(dev.index, nbytes);
   if (!st->data) {
     free(st);
-    return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes", op, (long long)nbytes);
+    char d[32];
+    return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes on %s", op, (long long)nbytes,
+                      dama_device_str(dev, d, sizeof d));
   }
   st->nbytes = nbytes;
   st->refcount = 1;
-  st->device = dama_cpu();
+  st->device = dev;
   st->owns_data = 1;
   *out = st;
   return DAMA_OK;
@@ -120,14 +128,14 @@ dama_status dama_tensor_view_of(dama_tensor **out, dama_storage *st, int64_t off
 }
 
 static dama_status new_contiguous(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape,
-                                  dama_dtype dtype) {
+                                  dama_dtype dtype, dama_device dev) {
   *out = NULL;
   if ((unsigned)dtype >= DAMA_NUM_DTYPES)
     return dama_error(DAMA_ERR_DTYPE, "%s: invalid dtype %d", op, (int)dtype);
   int64_t n = 0;
   DAMA_TRY(check_shape(op, ndim, shape, &n));
   dama_storage *st = NULL;
-  DAMA_TRY(storage_new(&st, n * dama_dtype_size(dtype), op));
+  DAMA_TRY(storage_new(&st, n * dama_dtype_size(dtype), op, dev));
   int64_t strides[DAMA_MAX_DIMS];
   dama_contiguous_strides(ndim, shape, strides);
   dama_status s = dama_tensor_view_of(out, st, 0, ndim, shape, strides, dtype);
@@ -136,10 +144,10 @@ static dama_status new_contiguous(dama_tensor **out, const char *op, int32_t ndi
 }
 
 static dama_status check_device(const char *op, dama_device dev) {
-  if (dev.type != DAMA_CPU)
-    return dama_error(DAMA_ERR_DEVICE, "%s: device cuda:%d is not available (this build has no CUDA backend)",
-                      op, dev.index);
-  return DAMA_OK;
+  if (dama_device_check(dev) == DAMA_OK) return DAMA_OK;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s", dama_last_error());
+  return dama_error(DAMA_ERR_DEVICE, "%s: %s", op, msg);
 }
 
 /* ---- creation ---- */
@@ -153,15 +161,20 @@ dama_status dama_empty_op(dama_tensor **out, const char *op, int32_t ndim, const
   *out = NULL;
   if (!op) op = "empty";
   DAMA_TRY(check_device(op, dev));
-  return new_contiguous(out, op, ndim, shape, dtype);
+  return new_contiguous(out, op, ndim, shape, dtype, dev);
 }
 
 dama_status dama_zeros(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev) {
   *out = NULL;
   DAMA_TRY(check_device("zeros", dev));
-  DAMA_TRY(new_contiguous(out, "zeros", ndim, shape, dtype));
-  memset((*out)->storage->data, 0, (size_t)(*out)->storage->nbytes);
-  return DAMA_OK;
+  DAMA_TRY(new_contiguous(out, "zeros", ndim, shape, dtype, dev));
+  if (dev.type == DAMA_CPU) {
+    memset((*out)->storage->data, 0, (size_t)(*out)->storage->nbytes);
+    return DAMA_OK;
+  }
+  dama_status s = dama_fill_(*out, 0);
+  if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return s;
 }
 
 static void fill_contiguous(void *data, int64_t n, dama_dtype t, double v) {
@@ -176,17 +189,30 @@ dama_status dama_full(dama_tensor **out, int32_t ndim, const int64_t *shape, dou
                       dama_device dev) {
   *out = NULL;
   DAMA_TRY(check_device("full", dev));
-  DAMA_TRY(new_contiguous(out, "full", ndim, shape, dtype));
-  fill_contiguous((*out)->storage->data, dama_numel(*out), dtype, value);
-  return DAMA_OK;
+  DAMA_TRY(new_contiguous(out, "full", ndim, shape, dtype, dev));
+  if (dev.type == DAMA_CPU) {
+    fill_contiguous((*out)->storage->data, dama_numel(*out), dtype, value);
+    return DAMA_OK;
+  }
+  dama_status s = dama_fill_(*out, value);
+  if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return s;
 }
 
-dama_status dama_from_buffer(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
-                             const void *src, dama_dtype src_dtype) {
+/* Host values -> a tensor on dev: built on the host, then one copy to the device. */
+static dama_status host_to(dama_tensor **out, dama_tensor *host, dama_device dev) {
+  if (dev.type == DAMA_CPU) { *out = host; return DAMA_OK; }
+  dama_status s = dama_to_device(out, host, dev);
+  dama_tensor_release(host);
+  return s;
+}
+
+static dama_status from_buffer_host(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                                    const void *src, dama_dtype src_dtype) {
   *out = NULL;
   if ((unsigned)src_dtype >= DAMA_NUM_DTYPES)
     return dama_error(DAMA_ERR_DTYPE, "from_buffer: invalid source dtype %d", (int)src_dtype);
-  DAMA_TRY(new_contiguous(out, "from_buffer", ndim, shape, dtype));
+  DAMA_TRY(new_contiguous(out, "from_buffer", ndim, shape, dtype, dama_cpu()));
   int64_t n = dama_numel(*out);
   void *dst = (*out)->storage->data;
   if (n > 0 && !src) {
@@ -196,6 +222,15 @@ dama_status dama_from_buffer(dama_tensor **out, int32_t ndim, const int64_t *sha
   if (dtype == src_dtype) memcpy(dst, src, (size_t)(n * dama_dtype_size(dtype)));
   else for (int64_t i = 0; i < n; i++) dama_store_f64(dst, i, dtype, dama_load_f64(src, i, src_dtype));
   return DAMA_OK;
+}
+
+dama_status dama_from_buffer(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                             const void *src, dama_dtype src_dtype, dama_device dev) {
+  *out = NULL;
+  DAMA_TRY(check_device("from_buffer", dev));
+  dama_tensor *h = NULL;
+  DAMA_TRY(from_buffer_host(&h, ndim, shape, dtype, src, src_dtype));
+  return host_to(out, h, dev);
 }
 
 dama_status dama_from_blob(dama_tensor **out, int32_t ndim, const int64_t *shape, const int64_t *strides,
@@ -219,8 +254,9 @@ dama_status dama_from_blob(dama_tensor **out, int32_t ndim, const int64_t *shape
   return s;
 }
 
-dama_status dama_arange(dama_tensor **out, double start, double end, double step, dama_dtype dtype) {
+dama_status dama_arange(dama_tensor **out, double start, double end, double step, dama_dtype dtype, dama_device dev) {
   *out = NULL;
+  DAMA_TRY(check_device("arange", dev));
   if (step == 0 || !isfinite(step) || !isfinite(start) || !isfinite(end))
     return dama_error(DAMA_ERR_ARG, "arange: expected finite start/end and a nonzero step, got (%g, %g, %g)",
                       start, end, step);
@@ -228,22 +264,26 @@ dama_status dama_arange(dama_tensor **out, double start, double end, double step
     return dama_error(DAMA_ERR_ARG, "arange: step %g goes away from end (start %g, end %g)", step, start, end);
   int64_t n = (int64_t)ceil((end - start) / step);
   if (n < 0) n = 0;
-  DAMA_TRY(new_contiguous(out, "arange", 1, &n, dtype));
-  for (int64_t i = 0; i < n; i++) dama_store_f64((*out)->storage->data, i, dtype, start + (double)i * step);
-  return DAMA_OK;
+  dama_tensor *h = NULL;
+  DAMA_TRY(new_contiguous(&h, "arange", 1, &n, dtype, dama_cpu()));
+  for (int64_t i = 0; i < n; i++) dama_store_f64(h->storage->data, i, dtype, start + (double)i * step);
+  return host_to(out, h, dev);
 }
 
-dama_status dama_linspace(dama_tensor **out, double start, double end, int64_t steps, dama_dtype dtype) {
+dama_status dama_linspace(dama_tensor **out, double start, double end, int64_t steps, dama_dtype dtype,
+                          dama_device dev) {
   *out = NULL;
+  DAMA_TRY(check_device("linspace", dev));
   if (steps < 0) return dama_error(DAMA_ERR_ARG, "linspace: steps must be >= 0, got %lld", (long long)steps);
-  DAMA_TRY(new_contiguous(out, "linspace", 1, &steps, dtype));
+  dama_tensor *h = NULL;
+  DAMA_TRY(new_contiguous(&h, "linspace", 1, &steps, dtype, dama_cpu()));
   double d = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
   /* Like torch: the second half counts back from `end` so the last value is exactly `end`. */
   for (int64_t i = 0; i < steps; i++) {
     double v = i < steps / 2 ? start + d * (double)i : end - d * (double)(steps - 1 - i);
-    dama_store_f64((*out)->storage->data, i, dtype, v);
+    dama_store_f64(h->storage->data, i, dtype, v);
   }
-  return DAMA_OK;
+  return host_to(out, h, dev);
 }
 
 /* ---- queries ---- */
@@ -264,7 +304,18 @@ int dama_is_contiguous(const dama_tensor *t) {
 }
 
 void *dama_data_ptr(const dama_tensor *t) {
+  if (t->storage->device.type != DAMA_CPU) {
+    char d[32];
+    dama_error(DAMA_ERR_DEVICE, "data_ptr: the tensor is on %s, whose memory host code cannot read; copy it to the "
+               "cpu first", dama_device_str(t->storage->device, d, sizeof d));
+    return NULL;
+  }
   return (char *)t->storage->data + t->offset * dama_dtype_size(t->dtype);
+}
+
+void *dama_kernel_ptr(const dama_tensor *t) {
+  const dama_backend *be = dama_backend_of(t);
+  return (char *)be->kernel_ptr(t->storage->data) + t->offset * dama_dtype_size(t->dtype);
 }
 
 const char *dama_shape_str(const dama_tensor *t, char *buf, int64_t buflen) {
@@ -294,15 +345,32 @@ static dama_status element_offset(const char *op, const dama_tensor *t, const in
 dama_status dama_get(const dama_tensor *t, const int64_t *index, double *value) {
   int64_t o = 0;
   DAMA_TRY(element_offset("get", t, index, &o));
-  *value = dama_load_f64(t->storage->data, o, (dama_dtype)t->dtype);
+  if (t->storage->device.type == DAMA_CPU) {
+    *value = dama_load_f64(t->storage->data, o, (dama_dtype)t->dtype);
+    return DAMA_OK;
+  }
+  /* one element through the backend's device-to-host copy (a counted read) */
+  const dama_backend *be = dama_backend_of(t);
+  int sz = dama_dtype_size((dama_dtype)t->dtype);
+  char buf[8];
+  DAMA_TRY(be->copy_d2h(t->storage->device.index, buf, (const char *)t->storage->data + o * sz, sz));
+  dama_count_device_read();
+  *value = dama_load_f64(buf, 0, (dama_dtype)t->dtype);
   return DAMA_OK;
 }
 
 dama_status dama_set(dama_tensor *t, const int64_t *index, double value) {
   int64_t o = 0;
   DAMA_TRY(element_offset("set", t, index, &o));
-  dama_store_f64(t->storage->data, o, (dama_dtype)t->dtype, value);
-  return DAMA_OK;
+  if (t->storage->device.type == DAMA_CPU) {
+    dama_store_f64(t->storage->data, o, (dama_dtype)t->dtype, value);
+    return DAMA_OK;
+  }
+  const dama_backend *be = dama_backend_of(t);
+  int sz = dama_dtype_size((dama_dtype)t->dtype);
+  char buf[8];
+  dama_store_f64(buf, 0, (dama_dtype)t->dtype, value);
+  return be->copy_h2d(t->storage->device.index, (char *)t->storage->data + o * sz, buf, sz);
 }
 
 /* ---- views ---- */
@@ -557,35 +625,47 @@ dama_status dama_broadcast_shapes(int32_t na, const int64_t *a, int32_t nb, cons
 
 /* ---- copies ---- */
 
-/* Copy with src already broadcast to dst's shape (same ndim, stride 0 where expanded): one memcpy when
- * both are contiguous and of one dtype, else the parallel tiled kernel of ops_common.c. */
+/* Copy with src already broadcast to dst's shape (same ndim, stride 0 where expanded), both on one device: one
+ * memcpy when both are contiguous and of one dtype, else the backend's copy kernel. */
 static dama_status copy_strided(dama_tensor *dst, const dama_tensor *src) {
   int64_t n = dama_numel(dst);
   if (n == 0) return DAMA_OK;
+  const dama_backend *be = dama_backend_of(dst);
   if (dst->dtype == src->dtype && dama_is_contiguous(dst) && dama_is_contiguous(src) && dama_numel(src) == n) {
     int sz = dama_dtype_size((dama_dtype)dst->dtype);
-    memcpy(dama_data_ptr(dst), dama_data_ptr(src), (size_t)(n * sz));
-    return DAMA_OK;
+    return be->copy_d2d(dst->storage->device.index, (char *)dst->storage->data + dst->offset * sz,
+                        (const char *)src->storage->data + src->offset * sz, n * sz);
   }
-  return dama_copy_kernel(dst, src);
+  return be->ops->copy(dst, src);
 }
 
+static int same_device(dama_device a, dama_device b) { return a.type == b.type && a.index == b.index; }
+
 dama_status dama_copy_(dama_tensor *dst, const dama_tensor *src) {
+  if (!dst || !src) return dama_error(DAMA_ERR_ARG, "copy: %s is NULL", dst ? "the source" : "the destination");
+  dama_tensor *moved = NULL;
+  if (!same_device(dst->storage->device, src->storage->device)) {
+    /* across devices: the source's values, contiguous, on the destination's device first */
+    DAMA_TRY(dama_to_device(&moved, src, dst->storage->device));
+    src = moved;
+  }
   dama_tensor *b = NULL;
   dama_status s = dama_expand(&b, src, dst->ndim, dst->shape);
   if (s != DAMA_OK) {
     char a[160], c[160];
     dama_shape_str(src, a, sizeof a); dama_shape_str(dst, c, sizeof c);
+    dama_tensor_release(moved);
     return dama_error(DAMA_ERR_SHAPE, "copy: source of shape %s cannot be broadcast to destination shape %s", a, c);
   }
   dama_status st = copy_strided(dst, b);
   dama_tensor_release(b);
+  dama_tensor_release(moved);
   return st;
 }
 
 dama_status dama_clone(dama_tensor **out, const dama_tensor *t) {
   *out = NULL;
-  DAMA_TRY(new_contiguous(out, "clone", t->ndim, t->shape, (dama_dtype)t->dtype));
+  DAMA_TRY(new_contiguous(out, "clone", t->ndim, t->shape, (dama_dtype)t->dtype, t->storage->device));
   dama_status st = copy_strided(*out, t);
   if (st != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return st;
@@ -597,10 +677,49 @@ dama_status dama_contiguous(dama_tensor **out, const dama_tensor *t) {
   return dama_clone(out, t);
 }
 
+/* A contiguous copy of t on dev: contiguous on its own device, then one transfer of the bytes. */
+dama_status dama_to_device(dama_tensor **out, const dama_tensor *t, dama_device dev) {
+  *out = NULL;
+  if (!t) return dama_error(DAMA_ERR_ARG, "to_device: the tensor is NULL");
+  DAMA_TRY(check_device("to_device", dev));
+  dama_device from = t->storage->device;
+  if (same_device(from, dev)) return dama_contiguous(out, t);
+  dama_tensor *c = NULL;
+  DAMA_TRY(dama_contiguous(&c, t));
+  dama_status s = new_contiguous(out, "to_device", t->ndim, t->shape, (dama_dtype)t->dtype, dev);
+  int64_t nbytes = dama_numel(t) * dama_dtype_size((dama_dtype)t->dtype);
+  const char *src = (const char *)c->storage->data + c->offset * dama_dtype_size((dama_dtype)c->dtype);
+  if (s == DAMA_OK && nbytes > 0) {
+    void *dst = (*out)->storage->data;
+    const dama_backend *bf = dama_backend_of(c), *bt = dama_backend_of(*out);
+    if (from.type == DAMA_CPU) s = bt->copy_h2d(dev.index, dst, src, nbytes);
+    else if (dev.type == DAMA_CPU) {
+      s = bf->copy_d2h(from.index, dst, src, nbytes);
+      dama_count_device_read();
+    } else {
+      /* device to another device: through a host buffer */
+      void *tmp = dama_alloc_bytes(nbytes);
+      if (!tmp) s = dama_error(DAMA_ERR_OOM, "to_device: out of memory for a %lld-byte staging buffer",
+                               (long long)nbytes);
+      else {
+        s = bf->copy_d2h(from.index, tmp, src, nbytes);
+        dama_count_device_read();
+        if (s == DAMA_OK) s = bt->copy_h2d(dev.index, dst, tmp, nbytes);
+        dama_free_bytes(tmp, nbytes);
+      }
+    }
+  }
+  dama_tensor_release(c);
+  if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return s;
+}
+
+dama_device dama_tensor_device(const dama_tensor *t) { return t->storage->device; }
+
 dama_status dama_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype) {
   *out = NULL;
   if ((unsigned)dtype >= DAMA_NUM_DTYPES) return dama_error(DAMA_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);
-  DAMA_TRY(new_contiguous(out, "to", t->ndim, t->shape, dtype));
+  DAMA_TRY(new_contiguous(out, "to", t->ndim, t->shape, dtype, t->storage->device));
   dama_status st = copy_strided(*out, t);
   if (st != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return st;

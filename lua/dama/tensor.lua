@@ -66,13 +66,29 @@ local function parse_dtype(name, default)
 end
 Tensor._parse_dtype = parse_dtype
 
+-- Devices: 'cpu', 'cuda', 'cuda:N', 'sim' (the test device whose memory host code cannot read), or a
+-- dama_device cdata. nil means the default device (dama.set_default_device; 'cpu' unless changed).
+local default_device = CPU
+local devbox = ffi.new('dama_device[1]')
 local function parse_device(dev)
-  if dev == nil or dev == 'cpu' then return CPU end
-  if type(dev) == 'string' then
-    local idx = dev:match('^cuda:?(%d*)$')
-    if idx then return ffi.new('dama_device', {1, tonumber(idx) or 0}) end
+  if dev == nil then return default_device end
+  if dev == 'cpu' then return CPU end
+  if type(dev) == 'cdata' and ffi.istype('dama_device', dev) then return dev end
+  if type(dev) ~= 'string' then
+    error(string.format("device: expected 'cpu', 'cuda[:N]' or 'sim', got %s", tostring(dev)), 3)
   end
-  error(string.format("device: expected 'cpu' or 'cuda[:N]', got %s", tostring(dev)), 3)
+  local st = C.dama_device_parse(dev, devbox)
+  if st ~= 0 then error(ffi.string(C.dama_last_error()), 3) end
+  local d = ffi.new('dama_device', devbox[0])
+  st = C.dama_device_check(d)
+  if st ~= 0 then error(ffi.string(C.dama_last_error()), 3) end
+  return d
+end
+Tensor._parse_device = parse_device
+local devstr = ffi.new('char[32]')
+local function device_name(d)
+  if d.type == 0 then return 'cpu' end
+  return ffi.string(C.dama_device_str(d, devstr, 32))
 end
 
 -- Parse (n1, n2, ..., [dtype|opts]) or ({n1, n2, ...}, [dtype|opts]) into ndim, shapebuf, dtype, device.
@@ -135,10 +151,10 @@ local function dtype_of(t) return DTYPES[cptr(t).dtype] end
 function Tensor.type(t) return dtype_of(t) end
 function Tensor.is_floating_point(t) return C.dama_dtype_is_float(cptr(t).dtype) ~= 0 end
 
-local function device_of(t)
-  local d = cptr(t).storage.device
-  return d.type == 0 and 'cpu' or ('cuda:' .. d.index)
-end
+local function device_of(t) return device_name(cptr(t).storage.device) end
+-- t:is_host() -> true when t lives in host memory (the cpu device)
+local function is_host(t) return cptr(t).storage.device.type == 0 end
+Tensor.is_host = is_host
 
 local function shape_string(t)
   local s = t:size()
@@ -162,6 +178,10 @@ local properties = {
 --   for i = 0, m:numel() - 1 do p[i] = (i % 5 == 0) and 1 or 0 end
 function Tensor.data(t)
   local c = cptr(t)
+  if c.storage.device.type ~= 0 then
+    error(string.format('data: the tensor is on %s, whose memory host code cannot read; use t:cpu() for a host ' ..
+      'copy (and copy the result back with :to(device))', device_of(t)), 2)
+  end
   if C.dama_is_contiguous(c) == 0 then
     error('data: tensor is not contiguous (strides ' .. table.concat(t:stride(), ',') .. '); call contiguous() first', 2)
   end
@@ -188,15 +208,28 @@ function M.full(shape, value, dtype)
   return new1(C.dama_full, n, s, value, dt, dev)
 end
 
+-- dtype, or {dtype =, device =}, as the last argument of a creation function -> dtype id, device
+local function dtype_device(opt, default_dtype)
+  if type(opt) == 'table' and not is_tensor(opt) then
+    return parse_dtype(opt.dtype, default_dtype), parse_device(opt.device)
+  end
+  return parse_dtype(opt, default_dtype), parse_device(nil)
+end
+
+local function is_opt(v) return type(v) == 'string' or (type(v) == 'table' and not is_tensor(v)) end
+
 function M.arange(a, b, step, dtype)
-  if type(b) == 'string' then dtype, b = b, nil end
-  if type(step) == 'string' then dtype, step = step, nil end
+  if is_opt(b) then dtype, b = b, nil end
+  if is_opt(step) then dtype, step = step, nil end
   if b == nil then a, b = 0, a end
-  return new1(C.dama_arange, a, b, step or 1, parse_dtype(dtype, 0))
+  local dt, dev = dtype_device(dtype, 0)
+  return new1(C.dama_arange, a, b, step or 1, dt, dev)
 end
 
 function M.linspace(a, b, steps, dtype)
-  return new1(C.dama_linspace, a, b, steps or 100, parse_dtype(dtype, 0))
+  if is_opt(steps) then dtype, steps = steps, nil end
+  local dt, dev = dtype_device(dtype, 0)
+  return new1(C.dama_linspace, a, b, steps or 100, dt, dev)
 end
 
 -- Nested Lua tables (or a number) to a tensor. Ragged tables are an error naming the bad row.
@@ -235,7 +268,8 @@ function M.tensor(data, dtype)
   local buf = ffi.new('double[?]', n > 0 and n or 1)
   for i = 1, n do buf[i - 1] = flat[i] end
   for i = 1, #shape do shapebuf[i - 1] = shape[i] end
-  return new1(C.dama_from_buffer, #shape, shapebuf, parse_dtype(dtype, 0), buf, 1)
+  local dt, dev = dtype_device(dtype, 0)
+  return new1(C.dama_from_buffer, #shape, shapebuf, dt, buf, 1, dev)
 end
 
 -- ---------------------------------------------------------------- random numbers (Philox)
@@ -264,7 +298,61 @@ function M.randint(low, high, shape, dtype)
   call(C.dama_randint_, t._c, low, high, nil)
   return t
 end
-function M.randperm(n, dtype) return new1(C.dama_randperm, n, parse_dtype(dtype, 7), nil) end
+function M.randperm(n, dtype)
+  local dt, dev = dtype_device(dtype, 7)
+  return new1(C.dama_randperm, n, dt, nil, dev)
+end
+
+-- ---------------------------------------------------------------- allocation on another tensor's device
+
+-- t:new_empty(shape[, dtype]) -> an uninitialised tensor on t's device (t's dtype by default)
+function Tensor.new_empty(t, shape, dtype)
+  return M.empty(shape, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+end
+-- t:new_zeros(shape[, dtype]) -> zeros on t's device (t's dtype by default)
+function Tensor.new_zeros(t, shape, dtype)
+  return M.zeros(shape, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+end
+-- t:new_full(shape, value[, dtype]) -> a tensor of value on t's device
+function Tensor.new_full(t, shape, value, dtype)
+  return M.full(shape, value, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+end
+-- t:new_tensor(data[, dtype]) -> dama.tensor(data) on t's device (t's dtype by default)
+function Tensor.new_tensor(t, data, dtype)
+  return M.tensor(data, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+end
+-- zeros_like(t[, dtype]) -> zeros of t's shape on t's device
+function M.zeros_like(t, dtype) return Tensor.new_zeros(t, t:size(), dtype) end
+-- ones_like(t[, dtype]) -> ones of t's shape on t's device
+function M.ones_like(t, dtype) return Tensor.new_full(t, t:size(), 1, dtype) end
+-- empty_like(t[, dtype]) -> an uninitialised tensor of t's shape on t's device
+function M.empty_like(t, dtype) return Tensor.new_empty(t, t:size(), dtype) end
+-- full_like(t, value[, dtype]) -> value in t's shape on t's device
+function M.full_like(t, value, dtype) return Tensor.new_full(t, t:size(), value, dtype) end
+
+-- ---------------------------------------------------------------- devices
+
+-- device(d) -> the canonical name of a device ('cpu', 'cuda:0', 'sim:0'); raises for one this build or machine lacks
+function M.device(d) return device_name(parse_device(d)) end
+-- set_default_device(d) -- the device creation functions use when given none ('cpu' at start)
+function M.set_default_device(d) default_device = parse_device(d or 'cpu') end
+-- get_default_device() -> the name of the device creation functions use when given none
+function M.get_default_device() return device_name(default_device) end
+-- device_count(kind) -> how many devices of a kind ('cpu', 'cuda', 'sim') there are
+function M.device_count(kind)
+  local types = {cpu = 0, cuda = 1, sim = 2}
+  local ty = types[kind or 'cuda']
+  if not ty then error("device_count: expected 'cpu', 'cuda' or 'sim', got " .. tostring(kind), 2) end
+  return C.dama_device_count(ty)
+end
+-- cuda_available() -> true when a CUDA device can be used
+function M.cuda_available() return C.dama_device_count(1) > 0 end
+-- device_reads() -> device-to-host reads since the last reset (one per item(), per copy to the host, ...)
+function M.device_reads() return tonumber(C.dama_device_reads()) end
+-- reset_device_reads() -- start counting device-to-host reads from zero
+function M.reset_device_reads() C.dama_device_reads_reset() end
+-- synchronize([device]) -- wait for the device's queued work (no-op on cpu and sim)
+function M.synchronize(d) call(C.dama_synchronize, parse_device(d)) end
 
 function Tensor.uniform_(t, lo, hi) call(C.dama_uniform_, cptr(t), lo or 0, hi or 1, nil) return t end
 function Tensor.normal_(t, mean, std) call(C.dama_normal_, cptr(t), mean or 0, std or 1, nil) return t end
@@ -312,16 +400,36 @@ function Tensor.copy_(t, src)
 end
 function Tensor.fill_(t, v) call(C.dama_fill_, cptr(t), v) return t end
 function Tensor.zero_(t) return t:fill_(0) end
-function Tensor.to(t, dtype)
-  if type(dtype) == 'string' and (dtype == 'cpu' or dtype:match('^cuda')) then
-    parse_device(dtype)   -- raises for devices this build lacks
-    if dtype == 'cpu' then return t end
-    error("to: device '" .. dtype .. "' is not available (this build has no CUDA backend)", 2)
-  end
-  local id = parse_dtype(dtype)
-  if id == cptr(t).dtype then return t end
-  return new1(C.dama_to_dtype, cptr(t), id)
+local function is_device_name(v)
+  return (type(v) == 'string' and (v == 'cpu' or v:match('^cuda') or v:match('^sim'))) or
+         (type(v) == 'cdata' and ffi.istype('dama_device', v))
 end
+
+local function same_device(a, b) return a.type == b.type and a.index == b.index end
+
+-- t:to(dtype), t:to(device) or t:to{dtype =, device =}: t itself when nothing changes, else a new tensor
+function Tensor.to(t, what)
+  local dtype, device
+  if type(what) == 'table' and not is_tensor(what) then dtype, device = what.dtype, what.device
+  elseif is_device_name(what) then device = what
+  else dtype = what end
+  local r = t
+  if device ~= nil then
+    local d = parse_device(device)
+    if not same_device(d, cptr(t).storage.device) then r = new1(C.dama_to_device, cptr(t), d) end
+  end
+  if dtype ~= nil then
+    local id = parse_dtype(dtype)
+    if id ~= cptr(r).dtype then r = new1(C.dama_to_dtype, cptr(r), id) end
+  end
+  return r
+end
+-- t:cpu() -> t on the host (t itself when it is there)
+function Tensor.cpu(t) return t:to('cpu') end
+-- t:cuda([n]) -> t on cuda:n (default 0)
+function Tensor.cuda(t, n) return t:to('cuda:' .. (n or 0)) end
+-- t:device_of() -> the dama_device cdata of t (t.device is its name)
+function Tensor.device_of(t) return cptr(t).storage.device end
 for name, dt in pairs{float = 'f32', double = 'f64', long = 'i64', int = 'i32', byte = 'u8', half = 'f16',
                       bfloat16 = 'bf16'} do
   Tensor[name] = function(t) return t:to(dt) end
@@ -450,7 +558,7 @@ Tensor.__len = function(t) return cptr(t).ndim > 0 and tonumber(cptr(t).shape[0]
 function Tensor.totable(t)
   local c = cptr(t)
   if c.ndim == 0 then return scalar_value(t) end
-  local d = t:contiguous():to('f64')
+  local d = t:contiguous():to('f64'):cpu()   -- one copy to the host for a device tensor
   local p = ffi.cast('double*', C.dama_data_ptr(d._c))
   local shape = t:size()
   local pos = 0
@@ -655,6 +763,7 @@ local function indices_to_show(n)
 end
 
 local function format_values(t)
+  if not is_host(t) then t = t:cpu() end   -- printing reads every element: one copy, not one read each
   local c = cptr(t)
   local is_float = C.dama_dtype_is_float(c.dtype) ~= 0
   if c.ndim == 0 then return fmt_number(scalar_value(t), is_float) end

@@ -56,8 +56,13 @@ int dama_dtype_is_float(dama_dtype t);
 /* Parse "f32"/"float32"/"float" ... into *out; DAMA_ERR_ARG for an unknown name. */
 dama_status dama_dtype_parse(const char *name, dama_dtype *out);
 
-typedef enum dama_device_type { DAMA_CPU = 0, DAMA_CUDA = 1 } dama_device_type;
+/* Devices. Every tensor's storage lives on one; ops run on their inputs' device (all inputs on one device, else
+ * DAMA_ERR_DEVICE naming both) and allocate their outputs there. DAMA_SIM is the test device: the CPU kernels over
+ * memory that host code cannot read (dama_data_ptr refuses it; only the backend's copies reach it), so a host-only
+ * path that would break on a GPU fails a test on any machine. A backend registers itself (runtime/backend.h). */
+typedef enum dama_device_type { DAMA_CPU = 0, DAMA_CUDA = 1, DAMA_SIM = 2, DAMA_NUM_DEVICE_TYPES = 3 } dama_device_type;
 typedef struct dama_device { int32_t type; int32_t index; } dama_device;
+
 
 typedef struct dama_storage {
   void *data;
@@ -79,6 +84,28 @@ typedef struct dama_tensor {
   int64_t refcount;
 } dama_tensor;
 
+/* ---- devices ---- */
+/* "cpu", "cuda", "cuda:1", "sim" -> a device (index 0 when none is given); DAMA_ERR_ARG for other text. */
+dama_status dama_device_parse(const char *text, dama_device *out);
+/* "cpu", "cuda:0", "sim:0" into buf (always NUL-terminated); returns buf. */
+const char *dama_device_str(dama_device dev, char *buf, int64_t buflen);
+/* DAMA_OK if a backend for dev is registered and has that device index, else DAMA_ERR_DEVICE saying why. */
+dama_status dama_device_check(dama_device dev);
+/* Number of devices of a type (1 for cpu and sim; 0 for cuda in a build or on a machine without one). */
+int32_t dama_device_count(int32_t type);
+/* Whether host code may read the device's memory through dama_data_ptr (cpu: yes; sim, cuda: no). */
+int dama_device_host_visible(dama_device dev);
+/* The device a tensor lives on. */
+dama_device dama_tensor_device(const dama_tensor *t);
+/* A contiguous copy of t on dev (t itself, retained, when it is already there and contiguous). */
+dama_status dama_to_device(dama_tensor **out, const dama_tensor *t, dama_device dev);
+/* Wait for the device's queued work (a no-op on cpu and sim). */
+dama_status dama_synchronize(dama_device dev);
+/* Device-to-host copies made so far (reads of device memory: dama_get, dama_to_device to cpu, ...), and reset.
+ * A training step should make at most one per log interval. */
+int64_t dama_device_reads(void);
+void dama_device_reads_reset(void);
+
 /* ---- lifetime ---- */
 void dama_tensor_retain(dama_tensor *t);
 void dama_tensor_release(dama_tensor *t);            /* NULL is fine */
@@ -96,20 +123,22 @@ dama_status dama_empty_op(dama_tensor **out, const char *op, int32_t ndim, const
                           dama_device dev);
 dama_status dama_zeros(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype, dama_device dev);
 dama_status dama_full(dama_tensor **out, int32_t ndim, const int64_t *shape, double value, dama_dtype dtype, dama_device dev);
-/* Copy n elements of `src_dtype` from host memory into a new contiguous tensor of `dtype`. */
+/* Copy n elements of `src_dtype` from host memory into a new contiguous tensor of `dtype` on dev. */
 dama_status dama_from_buffer(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
-                             const void *src, dama_dtype src_dtype);
+                             const void *src, dama_dtype src_dtype, dama_device dev);
 /* Wrap foreign host memory without copying; release_fn(keepalive) runs when the storage dies. */
 dama_status dama_from_blob(dama_tensor **out, int32_t ndim, const int64_t *shape, const int64_t *strides,
                            dama_dtype dtype, void *data, void *keepalive, void (*release_fn)(void *));
 /* [start, end) with step, like torch.arange. */
-dama_status dama_arange(dama_tensor **out, double start, double end, double step, dama_dtype dtype);
-dama_status dama_linspace(dama_tensor **out, double start, double end, int64_t steps, dama_dtype dtype);
+dama_status dama_arange(dama_tensor **out, double start, double end, double step, dama_dtype dtype, dama_device dev);
+dama_status dama_linspace(dama_tensor **out, double start, double end, int64_t steps, dama_dtype dtype,
+                          dama_device dev);
 
 /* ---- queries ---- */
 int64_t dama_numel(const dama_tensor *t);
 int dama_is_contiguous(const dama_tensor *t);
-/* Pointer to element 0 of the view (storage data + offset), host tensors only. */
+/* Pointer to element 0 of the view (storage data + offset) for host code: cpu tensors only. For a tensor on
+ * another device it returns NULL with DAMA_ERR_DEVICE set (copy it with dama_to_device first). */
 void *dama_data_ptr(const dama_tensor *t);
 /* Read/write one element at a full index (ndim entries, negative allowed) as double. */
 dama_status dama_get(const dama_tensor *t, const int64_t *index, double *value);
@@ -153,7 +182,7 @@ void dama_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uin
 dama_status dama_uniform_(dama_tensor *t, double lo, double hi, dama_rng *rng);
 dama_status dama_normal_(dama_tensor *t, double mean, double std, dama_rng *rng);
 dama_status dama_randint_(dama_tensor *t, int64_t lo, int64_t hi, dama_rng *rng);
-dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_rng *rng);
+dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_rng *rng, dama_device dev);
 
 /* ---- threads ---- */
 void dama_set_num_threads(int n);

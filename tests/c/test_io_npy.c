@@ -83,7 +83,7 @@ DAMA_TEST(npy_header_text_matches_numpy) {
 DAMA_TEST(npy_writes_strided_views) {
   dama_tensor *t = NULL, *v = NULL, *c = NULL, *back = NULL;
   int64_t s[2] = {4, 6};
-  CHECK_OK(dama_arange(&t, 0, 24, 1, DAMA_I32));
+  CHECK_OK(dama_arange(&t, 0, 24, 1, DAMA_I32, (dama_device){DAMA_CPU, 0}));
   dama_tensor *m = NULL;
   CHECK_OK(dama_view(&m, t, 2, s));
   CHECK_OK(dama_transpose(&v, m, 0, 1));

@@ -569,7 +569,7 @@ DAMA_TEST(f16_conversions_match_the_scalar_helpers) {
   uint16_t *bits = malloc(sizeof(uint16_t) * 65536);
   for (int64_t i = 0; i < n; i++) bits[i] = (uint16_t)i;
   dama_tensor *h = NULL, *z = NULL, *w = NULL;
-  CHECK_OK(dama_from_buffer(&h, 1, &n, DAMA_F16, bits, DAMA_U16));
+  CHECK_OK(dama_from_buffer(&h, 1, &n, DAMA_F16, bits, DAMA_U16, (dama_device){DAMA_CPU, 0}));
   memcpy(dama_data_ptr(h), bits, sizeof(uint16_t) * 65536); /* raw bits, not values */
   CHECK_OK(dama_zeros(&z, 1, &n, DAMA_F32, (dama_device){DAMA_CPU, 0}));
   CHECK_OK(dama_binary(&w, DAMA_ADD, h, z));

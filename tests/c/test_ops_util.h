@@ -11,7 +11,7 @@ static const dama_dtype ALL_DTYPES[8] = {DAMA_F32, DAMA_F64, DAMA_BF16, DAMA_F16
 /* A new tensor of dtype from row-major doubles (NULL on failure, message printed). */
 static inline dama_tensor *mk(dama_dtype dt, int32_t nd, const int64_t *shape, const double *vals) {
   dama_tensor *t = NULL;
-  if (dama_from_buffer(&t, nd, shape, dt, vals, DAMA_F64) != DAMA_OK) {
+  if (dama_from_buffer(&t, nd, shape, dt, vals, DAMA_F64, (dama_device){DAMA_CPU, 0}) != DAMA_OK) {
     fprintf(stderr, "mk: %s\n", dama_last_error());
     return NULL;
   }

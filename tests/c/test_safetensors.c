@@ -58,7 +58,7 @@ DAMA_TEST(round_trip_every_dtype_and_metadata) {
   int64_t shape[3] = {2, 3, 5};
   for (int k = 0; k < 8; k++) {
     dama_tensor *a = NULL;
-    CHECK_OK(dama_arange(&a, 0, 30, 1, DAMA_F64));
+    CHECK_OK(dama_arange(&a, 0, 30, 1, DAMA_F64, (dama_device){DAMA_CPU, 0}));
     dama_tensor *v = NULL;
     CHECK_OK(dama_view(&v, a, 3, shape));
     CHECK_OK(dama_to_dtype(&ts[k], v, dts[k]));

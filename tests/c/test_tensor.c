@@ -6,7 +6,7 @@ static const dama_device CPU = {DAMA_CPU, 0};
 
 DAMA_TEST(arange_view_transpose_copy) {
   dama_tensor *a = NULL, *v = NULL, *t = NULL, *c = NULL;
-  CHECK_OK(dama_arange(&a, 0, 6, 1, DAMA_F32));
+  CHECK_OK(dama_arange(&a, 0, 6, 1, DAMA_F32, (dama_device){DAMA_CPU, 0}));
   int64_t shape[2] = {2, 3};
   CHECK_OK(dama_view(&v, a, 2, shape));
   CHECK_OK(dama_transpose(&t, v, 0, 1));
@@ -46,7 +46,7 @@ DAMA_TEST(views_share_storage) {
 
 DAMA_TEST(expand_and_broadcast_copy) {
   dama_tensor *row = NULL, *e = NULL, *dst = NULL;
-  CHECK_OK(dama_arange(&row, 1, 4, 1, DAMA_I64));
+  CHECK_OK(dama_arange(&row, 1, 4, 1, DAMA_I64, (dama_device){DAMA_CPU, 0}));
   CHECK_OK(dama_expand(&e, row, 2, (int64_t[]){2, -1}));
   CHECK(e->strides[0] == 0);
   CHECK_OK(dama_empty(&dst, 2, (int64_t[]){2, 3}, DAMA_F32, CPU));
@@ -70,7 +70,7 @@ DAMA_TEST(broadcast_shapes_message_names_both) {
 DAMA_TEST(dtype_round_trips) {
   float vals[5] = {1.0f, -2.5f, 65504.0f, 3.0e-5f, 0.1f};
   dama_tensor *f = NULL, *h = NULL, *b = NULL, *back = NULL;
-  CHECK_OK(dama_from_buffer(&f, 1, (int64_t[]){5}, DAMA_F32, vals, DAMA_F32));
+  CHECK_OK(dama_from_buffer(&f, 1, (int64_t[]){5}, DAMA_F32, vals, DAMA_F32, (dama_device){DAMA_CPU, 0}));
   CHECK_OK(dama_to_dtype(&h, f, DAMA_F16));
   CHECK_OK(dama_to_dtype(&b, f, DAMA_BF16));
   CHECK_OK(dama_to_dtype(&back, h, DAMA_F32));
@@ -99,7 +99,7 @@ DAMA_TEST(rng_is_reproducible_and_sane) {
   CHECK_OK(dama_uniform_(a, 2, 3, NULL));
   for (int64_t i = 0; i < n; i++) CHECK(pa[i] >= 2 && pa[i] < 3);
   dama_tensor *p = NULL;
-  CHECK_OK(dama_randperm(&p, 1000, DAMA_I64, NULL));
+  CHECK_OK(dama_randperm(&p, 1000, DAMA_I64, NULL, (dama_device){DAMA_CPU, 0}));
   char seen[1000] = {0};
   const int64_t *pp = dama_data_ptr(p);
   for (int i = 0; i < 1000; i++) { CHECK(pp[i] >= 0 && pp[i] < 1000 && !seen[pp[i]]); seen[pp[i]] = 1; }
@@ -129,7 +129,7 @@ DAMA_TEST(bad_inputs) {
   dama_tensor *t = NULL;
   CHECK_STATUS(dama_empty(&t, 1, (int64_t[]){-1}, DAMA_F32, CPU), DAMA_ERR_SHAPE);
   CHECK_STATUS(dama_empty(&t, 1, (int64_t[]){2}, DAMA_F32, (dama_device){DAMA_CUDA, 0}), DAMA_ERR_DEVICE);
-  CHECK_STATUS(dama_arange(&t, 0, 1, 0, DAMA_F32), DAMA_ERR_ARG);
+  CHECK_STATUS(dama_arange(&t, 0, 1, 0, DAMA_F32, (dama_device){DAMA_CPU, 0}), DAMA_ERR_ARG);
   dama_dtype d;
   CHECK_STATUS(dama_dtype_parse("f33", &d), DAMA_ERR_ARG);
   CHECK_OK(dama_dtype_parse("bfloat16", &d));
@@ -172,9 +172,9 @@ DAMA_TEST(huge_shapes_fail_naming_the_function_and_shape) {
 /* randperm(2^62): n * 8 + 8 wrapped to an 8-byte buffer that the shuffle then overran (SIGSEGV). */
 DAMA_TEST(randperm_of_a_huge_n_fails_naming_n) {
   dama_tensor *t = NULL;
-  CHECK_STATUS(dama_randperm(&t, (int64_t)1 << 62, DAMA_I64, NULL), DAMA_ERR_SHAPE);
+  CHECK_STATUS(dama_randperm(&t, (int64_t)1 << 62, DAMA_I64, NULL, (dama_device){DAMA_CPU, 0}), DAMA_ERR_SHAPE);
   CHECK_MSG(strstr(dama_last_error(), "randperm: n = 4611686018427387904") != NULL, "%s", dama_last_error());
-  CHECK_OK(dama_randperm(&t, 5, DAMA_I64, NULL));
+  CHECK_OK(dama_randperm(&t, 5, DAMA_I64, NULL, (dama_device){DAMA_CPU, 0}));
   CHECK(dama_numel(t) == 5);
   dama_tensor_release(t);
 }
