@@ -8,7 +8,7 @@
  *   entries take the public functions' arguments after dispatch has checked them for NULL and for one device; each
  *   allocates its outputs on that device;
  * - raw kernels (second block): the NN forward/backward pairs, losses, masking ops and optimizer updates, on device
- *   pointers (llm.c's shape). The tensor-level entries of nn.h/mask.h (nn_tensor.c) check shapes and dtypes once,
+ *   pointers (llm.c's shape); a loss backward reads its incoming gradient `dloss` from device memory too. The tensor-level entries of nn.h/mask.h (nn_tensor.c) check shapes and dtypes once,
  *   allocate, and call these.
  * The CPU backend (backend_cpu.c) fills the table with the CPU kernels; the `sim` test device (backend_sim.c)
  * uses the same kernels over memory host code cannot read; the CUDA backend (cuda/) registers its own table.
@@ -69,6 +69,10 @@ typedef struct dama_backend_ops {
   dama_status (*gelu_backward)(float *dinp, const float *inp, const float *dout, int64_t n);
   dama_status (*softmax_forward)(float *out, const float *inp, int64_t N, int64_t C);
   dama_status (*softmax_backward)(float *dinp, const float *out, const float *dout, int64_t N, int64_t C);
+  dama_status (*relu_forward)(float *out, const float *inp, int64_t n);
+  dama_status (*relu_backward)(float *dinp, const float *out, const float *dout, int64_t n);
+  dama_status (*dropout_forward)(float *out, const float *inp, const float *mask, float scale, int64_t n);
+  dama_status (*dropout_backward)(float *dinp, const float *dout, const float *mask, float scale, int64_t n);
   dama_status (*dropout_u8_forward)(float *out, const float *inp, const uint8_t *mask, float scale, int64_t n);
   dama_status (*dropout_u8_backward)(float *dinp, const float *dout, const uint8_t *mask, float scale, int64_t n);
   dama_status (*drop_path_forward)(float *out, const float *inp, const float *mask, float scale, int64_t N, int64_t M);
@@ -86,25 +90,26 @@ typedef struct dama_backend_ops {
   dama_status (*patch_embed_backward)(float *dimgs, float *dweight, float *dbias, const float *dout, const float *col,
                                       const float *weight, float *scratch, int64_t N, int64_t C, int64_t H, int64_t W,
                                       int64_t p, int64_t D);
+  dama_status (*pos_embed_2d_sincos)(float *out, int64_t D, int64_t grid_h, int64_t grid_w, int cls);
   dama_status (*sq_error_forward)(float *loss, const float *pred, const float *target, int64_t n, int reduction);
   dama_status (*sq_error_backward)(float *dpred, float *dtarget, const float *pred, const float *target, int64_t n,
-                                   int reduction, float dloss);
+                                   int reduction, const float *dloss);
   dama_status (*smooth_l1_loss_forward)(float *loss, const float *pred, const float *target, int64_t n, float beta,
                                         int reduction);
   dama_status (*smooth_l1_loss_backward)(float *dpred, float *dtarget, const float *pred, const float *target,
-                                         int64_t n, float beta, int reduction, float dloss);
+                                         int64_t n, float beta, int reduction, const float *dloss);
   dama_status (*cross_entropy_forward)(float *loss, const float *logits, const int64_t *target, int64_t N, int64_t K,
                                        float label_smoothing);
   dama_status (*cross_entropy_backward)(float *dlogits, const float *logits, const int64_t *target, int64_t N,
-                                        int64_t K, float label_smoothing, float dloss);
+                                        int64_t K, float label_smoothing, const float *dloss);
   dama_status (*soft_cross_entropy_forward)(float *loss, const float *logits, const float *target, int64_t N,
                                             int64_t K);
   dama_status (*soft_cross_entropy_backward)(float *dlogits, const float *logits, const float *target, int64_t N,
-                                             int64_t K, float dloss);
+                                             int64_t K, const float *dloss);
   dama_status (*normpix_loss_forward)(float *loss, float *loss_per_patch, const float *pred, const float *target,
                                       const float *mask, int64_t N, int64_t L, int64_t P, int norm_pix, float eps);
   dama_status (*normpix_loss_backward)(float *dpred, const float *pred, const float *target, const float *mask,
-                                       int64_t N, int64_t L, int64_t P, int norm_pix, float eps, float dloss);
+                                       int64_t N, int64_t L, int64_t P, int norm_pix, float eps, const float *dloss);
   dama_status (*adamw_step)(float *params, const float *grads, float *m, float *v, int64_t n, float lr, float beta1,
                             float beta2, float eps, float weight_decay, int64_t step);
   dama_status (*sgd_step)(float *params, const float *grads, float *buf, int64_t n, float lr, float momentum,

@@ -70,16 +70,28 @@ Tensor._parse_dtype = parse_dtype
 -- dama_device cdata. nil means the default device (dama.set_default_device; 'cpu' unless changed).
 local default_device = CPU
 local devbox = ffi.new('dama_device[1]')
+-- One cached dama_device value per (type, index): passing a reference into a tensor's storage (st.device) by value
+-- to C miscompiles under LuaJIT 2.1.0-beta3's JIT (a 0-d tensor comes back), and a cache allocates nothing.
+local device_cache = {}
+local function device_value(d)
+  local ty, ix = tonumber(d.type), tonumber(d.index)
+  if ty == 0 and ix == 0 then return CPU end
+  local key = ty * 4096 + ix
+  local v = device_cache[key]
+  if not v then v = ffi.new('dama_device', {ty, ix}); device_cache[key] = v end
+  return v
+end
+
 local function parse_device(dev)
   if dev == nil then return default_device end
   if dev == 'cpu' then return CPU end
-  if type(dev) == 'cdata' and ffi.istype('dama_device', dev) then return dev end
+  if type(dev) == 'cdata' and ffi.istype('dama_device', dev) then return device_value(dev) end
   if type(dev) ~= 'string' then
     error(string.format("device: expected 'cpu', 'cuda[:N]' or 'sim', got %s", tostring(dev)), 3)
   end
   local st = C.dama_device_parse(dev, devbox)
   if st ~= 0 then error(ffi.string(C.dama_last_error()), 3) end
-  local d = ffi.new('dama_device', devbox[0])
+  local d = device_value(devbox[0])
   st = C.dama_device_check(d)
   if st ~= 0 then error(ffi.string(C.dama_last_error()), 3) end
   return d
@@ -93,18 +105,20 @@ end
 
 -- Parse (n1, n2, ..., [dtype|opts]) or ({n1, n2, ...}, [dtype|opts]) into ndim, shapebuf, dtype, device.
 local function parse_shape_args(op, ...)
+  -- one packed table, not select('#', ...)/select(n, ...): LuaJIT 2.1.0-beta3's JIT mis-traces that pair when the
+  -- last argument is an options table (a 0-d tensor came back after ~40 calls)
+  local args = {...}
   local n = select('#', ...)
-  local last = n > 0 and select(n, ...) or nil
+  local last = args[n]
   local dtype, device
   if type(last) == 'string' then dtype = last; n = n - 1
   elseif type(last) == 'table' and not is_tensor(last) and (last.dtype or last.device) and #last == 0 then
     dtype, device = last.dtype, last.device; n = n - 1
   end
-  local first = ...
+  local first = args[1]
   local dims
   if n == 1 and type(first) == 'table' then dims = first
-  else dims = {...}; for i = n + 1, #dims do dims[i] = nil end end
-  if #dims > 8 then error(op .. ': at most 8 dims, got ' .. #dims, 3) end
+  else dims = {}; for i = 1, n do dims[i] = args[i] end end
   for i = 1, #dims do
     local d = dims[i]
     if type(d) ~= 'number' or d ~= math.floor(d) then
@@ -307,19 +321,19 @@ end
 
 -- t:new_empty(shape[, dtype]) -> an uninitialised tensor on t's device (t's dtype by default)
 function Tensor.new_empty(t, shape, dtype)
-  return M.empty(shape, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+  return M.empty(shape, {dtype = dtype or DTYPES[cptr(t).dtype], device = device_value(cptr(t).storage.device)})
 end
 -- t:new_zeros(shape[, dtype]) -> zeros on t's device (t's dtype by default)
 function Tensor.new_zeros(t, shape, dtype)
-  return M.zeros(shape, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+  return M.zeros(shape, {dtype = dtype or DTYPES[cptr(t).dtype], device = device_value(cptr(t).storage.device)})
 end
 -- t:new_full(shape, value[, dtype]) -> a tensor of value on t's device
 function Tensor.new_full(t, shape, value, dtype)
-  return M.full(shape, value, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+  return M.full(shape, value, {dtype = dtype or DTYPES[cptr(t).dtype], device = device_value(cptr(t).storage.device)})
 end
 -- t:new_tensor(data[, dtype]) -> dama.tensor(data) on t's device (t's dtype by default)
 function Tensor.new_tensor(t, data, dtype)
-  return M.tensor(data, {dtype = dtype or DTYPES[cptr(t).dtype], device = cptr(t).storage.device})
+  return M.tensor(data, {dtype = dtype or DTYPES[cptr(t).dtype], device = device_value(cptr(t).storage.device)})
 end
 -- zeros_like(t[, dtype]) -> zeros of t's shape on t's device
 function M.zeros_like(t, dtype) return Tensor.new_zeros(t, t:size(), dtype) end
@@ -429,7 +443,7 @@ function Tensor.cpu(t) return t:to('cpu') end
 -- t:cuda([n]) -> t on cuda:n (default 0)
 function Tensor.cuda(t, n) return t:to('cuda:' .. (n or 0)) end
 -- t:device_of() -> the dama_device cdata of t (t.device is its name)
-function Tensor.device_of(t) return cptr(t).storage.device end
+function Tensor.device_of(t) return device_value(cptr(t).storage.device) end
 for name, dt in pairs{float = 'f32', double = 'f64', long = 'i64', int = 'i32', byte = 'u8', half = 'f16',
                       bfloat16 = 'bf16'} do
   Tensor[name] = function(t) return t:to(dt) end

@@ -161,3 +161,13 @@ test('printing shows values, dtype, shape and device', function()
   local big = tostring(dama.zeros(100, 100))
   expect(big:find('...', 1, true) and #big < 2000, big)
 end)
+
+test('creation with an options table stays right once the JIT compiles the call (LuaJIT vararg trace bug)', function()
+  local function mk(shape) return dama.zeros(shape, {dtype = 'f32'}) end
+  for i = 1, 300 do
+    local r = mk({2, 3, 4})
+    if r:dim() ~= 3 then error('iteration ' .. i .. ': got a ' .. r:dim() .. '-d tensor') end
+    local e = dama.empty(2, 3, {dtype = 'f64'})
+    if e:dim() ~= 2 or e.dtype ~= 'f64' then error('iteration ' .. i .. ': empty(2, 3, opts) wrong') end
+  end
+end)

@@ -21,13 +21,15 @@ local function c32(t, what)
   return t
 end
 
-local function fp(t)
+-- the tensor argument of a kernel entry (runtime/api/nn_tensor.h): no raw pointer leaves Lua
+local function tc(t)
   if t == nil then return nil end
-  return ffi.cast('float*', C.dama_data_ptr(t._c))
+  return t._c
 end
 
-local function empty(shape) return tensor.empty(shape) end
-local function zeros(shape) return tensor.zeros(shape) end
+-- f32 buffers on the device of `like` (an input of the op)
+local function empty(like, shape) return raw.new_empty(like, shape, 'f32') end
+local function zeros(like, shape) return raw.new_zeros(like, shape, 'f32') end
 
 local function last_dim(x) local s = raw.size(x) return s[#s], raw.numel(x) / math.max(s[#s], 1), s end
 
@@ -50,14 +52,14 @@ function F.linear(x, w, b)
   local xc = c32(x)
   local _, N, xs = last_dim(xc)
   local os = {unpack(xs)}; os[#os] = OC
-  local out = empty(os)
-  call(C.dama_linear_forward, fp(out), fp(xc), fp(wc), fp(bc), N, Cin, OC)
+  local out = empty(x, os)
+  call(C.dama_nn_linear_forward, tc(out), tc(xc), tc(wc), tc(bc), N, Cin, OC)
   return record('linear', out, {x, w, b, n = 3}, function(g)
     g = c32(g)
-    local dx = needs_grad(x) and zeros(xs) or nil
-    local dw = needs_grad(w) and zeros(ws) or nil
-    local db = (b and needs_grad(b)) and zeros({OC}) or nil
-    call(C.dama_linear_backward, fp(dx), fp(dw), fp(db), fp(g), fp(xc), fp(wc), N, Cin, OC)
+    local dx = needs_grad(x) and zeros(x, xs) or nil
+    local dw = needs_grad(w) and zeros(x, ws) or nil
+    local db = (b and needs_grad(b)) and zeros(x, {OC}) or nil
+    call(C.dama_nn_linear_backward, tc(dx), tc(dw), tc(db), tc(g), tc(xc), tc(wc), N, Cin, OC)
     return dx, dw, db
   end)
 end
@@ -71,14 +73,14 @@ function F.layer_norm(x, w, b, eps)
   local Cn, N, xs = last_dim(xc)
   local wc, bc = w and c32(w), b and c32(b)
   if wc and raw.numel(wc) ~= Cn then error('layer_norm: weight has ' .. raw.numel(wc) .. ' elements, expected ' .. Cn, 2) end
-  local out, mean, rstd = empty(xs), empty({N}), empty({N})
-  call(C.dama_layernorm_forward, fp(out), fp(mean), fp(rstd), fp(xc), fp(wc), fp(bc), N, Cn, eps)
+  local out, mean, rstd = empty(x, xs), empty(x, {N}), empty(x, {N})
+  call(C.dama_nn_layernorm_forward, tc(out), tc(mean), tc(rstd), tc(xc), tc(wc), tc(bc), N, Cn, eps)
   return record('layer_norm', out, {x, w, b, n = 3}, function(g)
     g = c32(g)
-    local dx = needs_grad(x) and zeros(xs) or nil
-    local dw = (w and needs_grad(w)) and zeros(raw.size(w)) or nil
-    local db = (b and needs_grad(b)) and zeros(raw.size(b)) or nil
-    call(C.dama_layernorm_backward, fp(dx), fp(dw), fp(db), fp(g), fp(xc), fp(wc), fp(mean), fp(rstd), N, Cn)
+    local dx = needs_grad(x) and zeros(x, xs) or nil
+    local dw = (w and needs_grad(w)) and zeros(x, raw.size(w)) or nil
+    local db = (b and needs_grad(b)) and zeros(x, raw.size(b)) or nil
+    call(C.dama_nn_layernorm_backward, tc(dx), tc(dw), tc(db), tc(g), tc(xc), tc(wc), tc(mean), tc(rstd), N, Cn)
     return dx, dw, db
   end)
 end
@@ -89,12 +91,12 @@ end
 function F.gelu(x)
   local xc = c32(x)
   local n = raw.numel(xc)
-  local out = empty(raw.size(xc))
-  call(C.dama_gelu_forward, fp(out), fp(xc), n)
+  local out = empty(x, raw.size(xc))
+  call(C.dama_nn_gelu_forward, tc(out), tc(xc), n)
   return record('gelu', out, {x, n = 1}, function(g)
     g = c32(g)
-    local dx = zeros(raw.size(xc))
-    call(C.dama_gelu_backward, fp(dx), fp(xc), fp(g), n)
+    local dx = zeros(x, raw.size(xc))
+    call(C.dama_nn_gelu_backward, tc(dx), tc(xc), tc(g), n)
     return dx
   end)
 end
@@ -103,12 +105,12 @@ end
 function F.relu(x)
   local xc = c32(x)
   local n = raw.numel(xc)
-  local out = empty(raw.size(xc))
-  call(C.dama_relu_forward, fp(out), fp(xc), n)
+  local out = empty(x, raw.size(xc))
+  call(C.dama_nn_relu_forward, tc(out), tc(xc), n)
   return record('relu', out, {x, n = 1}, function(g)
     g = c32(g)
-    local dx = zeros(raw.size(xc))
-    call(C.dama_relu_backward, fp(dx), fp(out), fp(g), n)
+    local dx = zeros(x, raw.size(xc))
+    call(C.dama_nn_relu_backward, tc(dx), tc(out), tc(g), n)
     return dx
   end)
 end
@@ -117,12 +119,12 @@ end
 function F.softmax(x)
   local xc = c32(x)
   local Cn, N, xs = last_dim(xc)
-  local out = empty(xs)
-  call(C.dama_softmax_forward, fp(out), fp(xc), N, Cn)
+  local out = empty(x, xs)
+  call(C.dama_nn_softmax_forward, tc(out), tc(xc), N, Cn)
   return record('softmax', out, {x, n = 1}, function(g)
     g = c32(g)
-    local dx = zeros(xs)
-    call(C.dama_softmax_backward, fp(dx), fp(out), fp(g), N, Cn)
+    local dx = zeros(x, xs)
+    call(C.dama_nn_softmax_backward, tc(dx), tc(out), tc(g), N, Cn)
     return dx
   end)
 end
@@ -141,12 +143,12 @@ function F.attention(qkv, num_heads, scale)
     error(string.format('attention: width %d is not divisible by %d heads', Cd, num_heads), 2)
   end
   scale = scale or 0
-  local out, att = empty({B, T, Cd}), empty({B, num_heads, T, T})
-  call(C.dama_attention_forward, fp(out), fp(att), fp(q), B, T, Cd, num_heads, scale)
+  local out, att = empty(qkv, {B, T, Cd}), empty(qkv, {B, num_heads, T, T})
+  call(C.dama_nn_attention_forward, tc(out), tc(att), tc(q), B, T, Cd, num_heads, scale)
   return record('attention', out, {qkv, n = 1}, function(g)
     g = c32(g)
-    local dq = zeros(s)
-    call(C.dama_attention_backward, fp(dq), fp(g), fp(q), fp(att), B, T, Cd, num_heads, scale)
+    local dq = zeros(qkv, s)
+    call(C.dama_nn_attention_backward, tc(dq), tc(g), tc(q), tc(att), B, T, Cd, num_heads, scale)
     return dq
   end)
 end
@@ -159,14 +161,14 @@ function F.dropout(x, p, training)
   if p >= 1 then return Tensor.mul(x, 0) end
   local xc = c32(x)
   local n = raw.numel(xc)
-  local mask = raw.to(raw.ge(tensor.rand(raw.size(xc)), p), 'f32')
+  local mask = raw.to(raw.ge(raw.uniform_(raw.new_empty(xc, raw.size(xc), 'f32')), p), 'f32')
   local scale = 1 / (1 - p)
-  local out = empty(raw.size(xc))
-  call(C.dama_dropout_forward, fp(out), fp(xc), fp(mask), scale, n)
+  local out = empty(x, raw.size(xc))
+  call(C.dama_nn_dropout_forward, tc(out), tc(xc), tc(mask), scale, n)
   return record('dropout', out, {x, n = 1}, function(g)
     g = c32(g)
-    local dx = zeros(raw.size(xc))
-    call(C.dama_dropout_backward, fp(dx), fp(g), fp(mask), scale, n)
+    local dx = zeros(x, raw.size(xc))
+    call(C.dama_nn_dropout_backward, tc(dx), tc(g), tc(mask), scale, n)
     return dx
   end)
 end
@@ -178,14 +180,14 @@ function F.drop_path(x, p, training)
   local s = raw.size(xc)
   local N = s[1]
   local M = raw.numel(xc) / N
-  local mask = raw.to(raw.ge(tensor.rand(N), p), 'f32')
+  local mask = raw.to(raw.ge(raw.uniform_(raw.new_empty(xc, {N}, 'f32')), p), 'f32')
   local scale = 1 / (1 - p)
-  local out = empty(s)
-  call(C.dama_drop_path_forward, fp(out), fp(xc), fp(mask), scale, N, M)
+  local out = empty(x, s)
+  call(C.dama_nn_drop_path_forward, tc(out), tc(xc), tc(mask), scale, N, M)
   return record('drop_path', out, {x, n = 1}, function(g)
     g = c32(g)
-    local dx = zeros(s)
-    call(C.dama_drop_path_backward, fp(dx), fp(g), fp(mask), scale, N, M)
+    local dx = zeros(x, s)
+    call(C.dama_nn_drop_path_backward, tc(dx), tc(g), tc(mask), scale, N, M)
     return dx
   end)
 end
@@ -206,12 +208,12 @@ function F.patchify(imgs, p)
   local x = c32(imgs)
   local N, Cn, H, W = image_dims('patchify', x, p)
   local L = (H / p) * (W / p)
-  local out = empty({N, L, p * p * Cn})
-  call(C.dama_patchify, fp(out), fp(x), N, Cn, H, W, p)
+  local out = empty(imgs, {N, L, p * p * Cn})
+  call(C.dama_nn_patchify, tc(out), tc(x), N, Cn, H, W, p)
   return record('patchify', out, {imgs, n = 1}, function(g)
     g = c32(g)
-    local dx = empty({N, Cn, H, W})
-    call(C.dama_unpatchify, fp(dx), fp(g), N, Cn, H, W, p)
+    local dx = empty(imgs, {N, Cn, H, W})
+    call(C.dama_nn_unpatchify, tc(dx), tc(g), N, Cn, H, W, p)
     return dx
   end)
 end
@@ -220,12 +222,12 @@ end
 function F.unpatchify(patches, p, Cn, H, W)
   local x = c32(patches)
   local N = raw.size(x, 0)
-  local out = empty({N, Cn, H, W})
-  call(C.dama_unpatchify, fp(out), fp(x), N, Cn, H, W, p)
+  local out = empty(patches, {N, Cn, H, W})
+  call(C.dama_nn_unpatchify, tc(out), tc(x), N, Cn, H, W, p)
   return record('unpatchify', out, {patches, n = 1}, function(g)
     g = c32(g)
-    local dx = empty(raw.size(x))
-    call(C.dama_patchify, fp(dx), fp(g), N, Cn, H, W, p)
+    local dx = empty(patches, raw.size(x))
+    call(C.dama_nn_patchify, tc(dx), tc(g), N, Cn, H, W, p)
     return dx
   end)
 end
@@ -240,25 +242,25 @@ function F.patch_embed(imgs, w, b, p)
     error(string.format('patch_embed: weight has %d elements, expected [%d, %d, %d, %d]', raw.numel(wc), D, Cn, p, p), 2)
   end
   local L = (H / p) * (W / p)
-  local out, col = empty({N, L, D}), empty({N * L, Cn * p * p})
-  call(C.dama_patch_embed_forward, fp(out), fp(col), fp(x), fp(wc), fp(bc), N, Cn, H, W, p, D)
+  local out, col = empty(imgs, {N, L, D}), empty(imgs, {N * L, Cn * p * p})
+  call(C.dama_nn_patch_embed_forward, tc(out), tc(col), tc(x), tc(wc), tc(bc), N, Cn, H, W, p, D)
   return record('patch_embed', out, {imgs, w, b, n = 3}, function(g)
     g = c32(g)
-    local dx = needs_grad(imgs) and zeros({N, Cn, H, W}) or nil
-    local scratch = dx and empty({N * L, Cn * p * p}) or nil
-    local dw = needs_grad(w) and zeros(raw.size(w)) or nil
-    local db = (b and needs_grad(b)) and zeros({D}) or nil
-    call(C.dama_patch_embed_backward, fp(dx), fp(dw), fp(db), fp(g), fp(col), fp(wc), fp(scratch),
+    local dx = needs_grad(imgs) and zeros(imgs, {N, Cn, H, W}) or nil
+    local scratch = dx and empty(imgs, {N * L, Cn * p * p}) or nil
+    local dw = needs_grad(w) and zeros(imgs, raw.size(w)) or nil
+    local db = (b and needs_grad(b)) and zeros(imgs, {D}) or nil
+    call(C.dama_nn_patch_embed_backward, tc(dx), tc(dw), tc(db), tc(g), tc(col), tc(wc), tc(scratch),
          N, Cn, H, W, p, D)
     return dx, dw, db
   end)
 end
 
 -- Fixed 2-D sin-cos position embedding [cls + gh*gw, D] (MAE convention; no gradient).
-function F.sincos_pos_embed(D, grid_h, grid_w, cls)
+function F.sincos_pos_embed(D, grid_h, grid_w, cls, device)
   local rows = (cls and 1 or 0) + grid_h * grid_w
-  local out = empty({rows, D})
-  call(C.dama_pos_embed_2d_sincos, fp(out), D, grid_h, grid_w, cls and 1 or 0)
+  local out = tensor.empty({rows, D}, {dtype = 'f32', device = device})
+  call(C.dama_nn_pos_embed_2d_sincos, tc(out), D, grid_h, grid_w, cls and 1 or 0)
   return out
 end
 
@@ -286,8 +288,9 @@ end
 
 -- ---------------------------------------------------------------- losses (0-dim outputs)
 
-local function scalar_out() return empty({}) end
-local function dloss_of(g) return raw.item(g) end
+local function scalar_out(like) return empty(like, {}) end
+-- the incoming gradient of a loss as a one-element f32 tensor on the loss's device: no host read
+local function dloss_of(g) return tc(c32(g)) end
 
 local function same_numel(op, a, b)
   if raw.numel(a) ~= raw.numel(b) then
@@ -305,12 +308,12 @@ function F.mse_loss(pred, target, reduction)
   local red = (reduction == 'sum') and 0 or 1
   local p, t = c32(pred), c32(target)
   local n = raw.numel(p)
-  local out = scalar_out()
-  call(C.dama_sq_error_forward, fp(out), fp(p), fp(t), n, red)
+  local out = scalar_out(pred)
+  call(C.dama_nn_sq_error_forward, tc(out), tc(p), tc(t), n, red)
   return record('mse_loss', out, {pred, target, n = 2}, function(g)
-    local dp = needs_grad(pred) and zeros(raw.size(p)) or nil
-    local dt = needs_grad(target) and zeros(raw.size(t)) or nil
-    call(C.dama_sq_error_backward, fp(dp), fp(dt), fp(p), fp(t), n, red, dloss_of(g))
+    local dp = needs_grad(pred) and zeros(pred, raw.size(p)) or nil
+    local dt = needs_grad(target) and zeros(pred, raw.size(t)) or nil
+    call(C.dama_nn_sq_error_backward, tc(dp), tc(dt), tc(p), tc(t), n, red, dloss_of(g))
     return dp, dt
   end)
 end
@@ -322,12 +325,12 @@ function F.smooth_l1_loss(pred, target, beta, reduction)
   local red = (reduction == 'sum') and 0 or 1
   local p, t = c32(pred), c32(target)
   local n = raw.numel(p)
-  local out = scalar_out()
-  call(C.dama_smooth_l1_loss_forward, fp(out), fp(p), fp(t), n, beta, red)
+  local out = scalar_out(pred)
+  call(C.dama_nn_smooth_l1_loss_forward, tc(out), tc(p), tc(t), n, beta, red)
   return record('smooth_l1_loss', out, {pred, target, n = 2}, function(g)
-    local dp = needs_grad(pred) and zeros(raw.size(p)) or nil
-    local dt = needs_grad(target) and zeros(raw.size(t)) or nil
-    call(C.dama_smooth_l1_loss_backward, fp(dp), fp(dt), fp(p), fp(t), n, beta, red, dloss_of(g))
+    local dp = needs_grad(pred) and zeros(pred, raw.size(p)) or nil
+    local dt = needs_grad(target) and zeros(pred, raw.size(t)) or nil
+    call(C.dama_nn_smooth_l1_loss_backward, tc(dp), tc(dt), tc(p), tc(t), n, beta, red, dloss_of(g))
     return dp, dt
   end)
 end
@@ -338,12 +341,12 @@ function F.cross_entropy(logits, target, label_smoothing)
   local s = raw.size(l)
   local N, K = s[1], s[2]
   local t = raw.contiguous(raw.to(target, 'i64'))
-  local out = scalar_out()
-  local tp = ffi.cast('int64_t*', C.dama_data_ptr(t._c))
-  call(C.dama_cross_entropy_forward, fp(out), fp(l), tp, N, K, label_smoothing or 0)
+  local out = scalar_out(logits)
+  local tp = tc(t)
+  call(C.dama_nn_cross_entropy_forward, tc(out), tc(l), tp, N, K, label_smoothing or 0)
   return record('cross_entropy', out, {logits, n = 1}, function(g)
-    local dl = zeros(s)
-    call(C.dama_cross_entropy_backward, fp(dl), fp(l), tp, N, K, label_smoothing or 0, dloss_of(g))
+    local dl = zeros(logits, s)
+    call(C.dama_nn_cross_entropy_backward, tc(dl), tc(l), tp, N, K, label_smoothing or 0, dloss_of(g))
     return dl
   end)
 end
@@ -352,11 +355,11 @@ end
 function F.soft_cross_entropy(logits, target)
   local l, t = c32(logits), c32(target)
   local s = raw.size(l)
-  local out = scalar_out()
-  call(C.dama_soft_cross_entropy_forward, fp(out), fp(l), fp(t), s[1], s[2])
+  local out = scalar_out(logits)
+  call(C.dama_nn_soft_cross_entropy_forward, tc(out), tc(l), tc(t), s[1], s[2])
   return record('soft_cross_entropy', out, {logits, n = 1}, function(g)
-    local dl = zeros(s)
-    call(C.dama_soft_cross_entropy_backward, fp(dl), fp(l), fp(t), s[1], s[2], dloss_of(g))
+    local dl = zeros(logits, s)
+    call(C.dama_nn_soft_cross_entropy_backward, tc(dl), tc(l), tc(t), s[1], s[2], dloss_of(g))
     return dl
   end)
 end
@@ -375,11 +378,11 @@ function F.normpix_loss(pred, target, mask, opts)
   if raw.numel(m) ~= N * L then
     error(string.format('normpix_loss: mask has %d elements, expected N*L = %d', raw.numel(m), N * L), 2)
   end
-  local out, lpp = scalar_out(), empty({N, L})
-  call(C.dama_normpix_loss_forward, fp(out), fp(lpp), fp(p), fp(t), fp(m), N, L, P, norm_pix, eps)
+  local out, lpp = scalar_out(pred), empty(pred, {N, L})
+  call(C.dama_nn_normpix_loss_forward, tc(out), tc(lpp), tc(p), tc(t), tc(m), N, L, P, norm_pix, eps)
   record('normpix_loss', out, {pred, n = 1}, function(g)
-    local dp = zeros(s)
-    call(C.dama_normpix_loss_backward, fp(dp), fp(p), fp(t), fp(m), N, L, P, norm_pix, eps, dloss_of(g))
+    local dp = zeros(pred, s)
+    call(C.dama_nn_normpix_loss_backward, tc(dp), tc(p), tc(t), tc(m), N, L, P, norm_pix, eps, dloss_of(g))
     return dp
   end)
   return out, lpp
