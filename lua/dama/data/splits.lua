@@ -13,7 +13,7 @@ local function permutation(n, seed)
   if n == 0 then return {} end
   local rng = ffi.new('dama_rng', {seed, 0})
   local box = ffi.new('dama_tensor*[1]')
-  call(C.dama_randperm, box, n, 7, rng)
+  call(C.dama_randperm, box, n, 7, rng, ffi.new('dama_device', {0, 0}))   -- host-only: splits are index lists
   local t = tensor.Tensor._wrap(box[0])
   local p = ffi.cast('int64_t*', t:data())
   local r = {}
