@@ -716,6 +716,17 @@ dama_status dama_to_device(dama_tensor **out, const dama_tensor *t, dama_device 
 
 dama_device dama_tensor_device(const dama_tensor *t) { return t->storage->device; }
 
+dama_status dama_flat_span(dama_tensor **out, const dama_tensor *t, int64_t numel) {
+  *out = NULL;
+  if (!t) return dama_error(DAMA_ERR_ARG, "flat_span: the tensor is NULL");
+  int64_t sz = dama_dtype_size((dama_dtype)t->dtype);
+  if (numel < 0 || t->offset < 0 || numel > t->storage->nbytes / sz - t->offset)
+    return dama_error(DAMA_ERR_INDEX, "flat_span: %lld elements from element %lld pass the end of a storage of %lld",
+                      (long long)numel, (long long)t->offset, (long long)(t->storage->nbytes / sz));
+  int64_t stride = 1;
+  return dama_tensor_view_of(out, t->storage, t->offset, 1, &numel, &stride, (dama_dtype)t->dtype);
+}
+
 dama_status dama_to_dtype(dama_tensor **out, const dama_tensor *t, dama_dtype dtype) {
   *out = NULL;
   if ((unsigned)dtype >= DAMA_NUM_DTYPES) return dama_error(DAMA_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);

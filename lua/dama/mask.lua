@@ -126,11 +126,12 @@ function M.random(N, L, ratio, noise)
   local K = M.visible_count(L, ratio)
   if noise == nil then noise = tensor.rand(N, L) else check_2d('random', 'noise', noise, N, L) end
   noise = as(noise, 'f32')
-  local mask = tensor.empty(N, L)
-  local ids_shuffle, ids_restore = tensor.empty(N, L, 'i64'), tensor.empty(N, L, 'i64')
-  local ids_keep = tensor.empty(N, K, 'i64')
-  ccall(C.dama_mask_random, mask:data(), ids_shuffle:data(), ids_restore:data(), K > 0 and ids_keep:data() or nil,
-       noise:data(), N, L, K)
+  -- the mask lives on the noise's device (the default device when drawn here)
+  local mask = noise:new_empty({N, L}, 'f32')
+  local ids_shuffle, ids_restore = noise:new_empty({N, L}, 'i64'), noise:new_empty({N, L}, 'i64')
+  local ids_keep = noise:new_empty({N, K}, 'i64')
+  ccall(C.dama_nn_mask_random, mask._c, ids_shuffle._c, ids_restore._c, K > 0 and ids_keep._c or nil,
+       noise._c, N, L, K)
   return new_mask{mask = mask, ids_shuffle = ids_shuffle, ids_restore = ids_restore, ids_keep = ids_keep,
                   N = N, L = L, K = K, kind = 'random', ratio = ratio, noise = noise}
 end
@@ -167,11 +168,11 @@ function M.adaptive(m1, loss_per_patch, ratio, overlap, opts)
   local K = tonumber(i64box[0])
   m1t = as(m1t, 'f32')
   local loss = as(loss_per_patch, 'f32')
-  local m2 = tensor.empty(N, L)
-  local ids_shuffle, ids_restore = tensor.empty(N, L, 'i64'), tensor.empty(N, L, 'i64')
-  local ids_keep = tensor.empty(N, K, 'i64')
-  ccall(C.dama_mask_adaptive, m2:data(), ids_shuffle:data(), ids_restore:data(), K > 0 and ids_keep:data() or nil,
-       m1t:data(), loss:data(), N, L, ratio, overlap, MODES[mode])
+  local m2 = m1t:new_empty({N, L}, 'f32')
+  local ids_shuffle, ids_restore = m1t:new_empty({N, L}, 'i64'), m1t:new_empty({N, L}, 'i64')
+  local ids_keep = m1t:new_empty({N, K}, 'i64')
+  ccall(C.dama_nn_mask_adaptive, m2._c, ids_shuffle._c, ids_restore._c, K > 0 and ids_keep._c or nil,
+       m1t._c, loss._c, N, L, ratio, overlap, MODES[mode])
   return new_mask{mask = m2, ids_shuffle = ids_shuffle, ids_restore = ids_restore, ids_keep = ids_keep,
                   N = N, L = L, K = K, kind = 'adaptive', ratio = ratio, overlap = overlap, mode = mode}
 end
@@ -196,12 +197,14 @@ function M.from_mask(m)
   local N, L = check_2d(op, 'mask', m)
   local mask = as(m, 'f32')
   if mask == m then mask = m:clone() end   -- the object owns its mask
-  ccall(C.dama_mask_check, mask:data(), N, L, i64box)
+  -- K is a count the caller needs on the host: the check reads a host copy of the mask (one device read for a
+  -- device mask; a Lua masking strategy builds its mask on the host anyway), the ids are made on the mask's device
+  local hm = mask:cpu()
+  ccall(C.dama_mask_check, hm:data(), N, L, i64box)
   local K = tonumber(i64box[0])
-  local ids_shuffle, ids_restore = tensor.empty(N, L, 'i64'), tensor.empty(N, L, 'i64')
-  local ids_keep = tensor.empty(N, K, 'i64')
-  ccall(C.dama_mask_ids, ids_shuffle:data(), ids_restore:data(), K > 0 and ids_keep:data() or nil,
-       mask:data(), N, L, K)
+  local ids_shuffle, ids_restore = mask:new_empty({N, L}, 'i64'), mask:new_empty({N, L}, 'i64')
+  local ids_keep = mask:new_empty({N, K}, 'i64')
+  ccall(C.dama_nn_mask_ids, ids_shuffle._c, ids_restore._c, K > 0 and ids_keep._c or nil, mask._c, N, L, K)
   return new_mask{mask = mask, ids_shuffle = ids_shuffle, ids_restore = ids_restore, ids_keep = ids_keep,
                   N = N, L = L, K = K, kind = 'custom'}
 end
@@ -213,9 +216,9 @@ function M.by_score(score, ratio)
   local N, L = check_2d('by_score', 'score', score)
   ratio_arg('by_score', 'mask ratio', ratio)
   local K = M.visible_count(L, ratio)
-  local sd = as(score, 'f64')
-  local s = sd:data()                        -- double*: a plain FFI loop from here on
-  local mask = tensor.ones(N, L)
+  local sd = as(score, 'f64'):cpu()          -- a host copy: a plain FFI loop from here on
+  local s = sd:data()                        -- double*
+  local mask = tensor.ones(N, L, {device = 'cpu'})
   local p = mask:data()                      -- float*
   local order = {}
   for n = 0, N - 1 do
@@ -229,7 +232,7 @@ function M.by_score(score, ratio)
     for i = 1, K do p[row + order[i]] = 0 end
   end
   sd:numel()                                 -- keeps sd (the owner of s) alive through the loop
-  local m = M.from_mask(mask)
+  local m = M.from_mask(mask:to(score:device_of()))   -- back on the score's device
   m.kind, m.ratio = 'by_score', ratio
   return m
 end
@@ -281,9 +284,9 @@ function M.gather_forward(x, ids_keep)
   check_2d('gather', 'ids_keep', ids_keep, N)
   local K = ids_keep:size(1)
   local tail, D = tail_of(x)
-  local out = tensor.empty(shape3(N, K, tail))
+  local out = x:new_empty(shape3(N, K, tail), 'f32')
   if K > 0 and D > 0 then
-    ccall(C.dama_mask_gather_forward, out:data(), x:data(), ids_keep:data(), N, L, K, D)
+    ccall(C.dama_nn_mask_gather_forward, out._c, x._c, ids_keep._c, N, L, K, D)
   end
   return out
 end
@@ -297,9 +300,9 @@ function M.gather_backward(dout, ids_keep, L)
   local N, K = s[1], s[2]
   check_2d('gather_backward', 'ids_keep', ids_keep, N, K)
   local tail, D = tail_of(dout)
-  local dx = tensor.zeros(shape3(N, L, tail))
+  local dx = dout:new_zeros(shape3(N, L, tail), 'f32')
   if K > 0 and D > 0 then
-    ccall(C.dama_mask_gather_backward, dx:data(), dout:data(), ids_keep:data(), N, L, K, D)
+    ccall(C.dama_nn_mask_gather_backward, dx._c, dout._c, ids_keep._c, N, L, K, D)
   end
   return dx
 end
@@ -320,10 +323,10 @@ function M.unshuffle_forward(tokens, mask_token, ids_restore)
       or type(mask_token)), 2)
   end
   mask_token = as(mask_token, 'f32')
-  local out = tensor.empty(shape3(N, L, tail))
+  local out = tokens:new_empty(shape3(N, L, tail), 'f32')
   if D > 0 then
-    ccall(C.dama_mask_unshuffle_forward, out:data(), K > 0 and tokens:data() or nil, mask_token:data(),
-         ids_restore:data(), N, L, K, D)
+    ccall(C.dama_nn_mask_unshuffle_forward, out._c, K > 0 and tokens._c or nil, mask_token._c, ids_restore._c,
+         N, L, K, D)
   end
   return out
 end
@@ -338,11 +341,11 @@ function M.unshuffle_backward(dout, ids_restore, K)
   local N, L = s[1], s[2]
   check_2d('unshuffle_backward', 'ids_restore', ids_restore, N, L)
   local tail, D = tail_of(dout)
-  local dtokens = tensor.zeros(shape3(N, K, tail))
-  local dmask = tensor.zeros(D)
+  local dtokens = dout:new_zeros(shape3(N, K, tail), 'f32')
+  local dmask = dout:new_zeros({D}, 'f32')
   if D > 0 then
-    ccall(C.dama_mask_unshuffle_backward, K > 0 and dtokens:data() or nil, dmask:data(), dout:data(),
-         ids_restore:data(), N, L, K, D)
+    ccall(C.dama_nn_mask_unshuffle_backward, K > 0 and dtokens._c or nil, dmask._c, dout._c, ids_restore._c,
+         N, L, K, D)
   end
   return dtokens, dmask
 end
@@ -359,7 +362,7 @@ function Mask:unshuffle(tokens, mask_token) return M.unshuffle_forward(tokens, m
 
 -- Zeros (visible patches) of each row of m.mask, as a Lua list: K everywhere except for 'union' masks.
 function Mask:visible_per_row()
-  local m = as(self.mask, 'f32')   -- keep the owner of p in a local while p is used
+  local m = as(self.mask, 'f32'):cpu()   -- a host copy; keep the owner of p in a local while p is used
   local p, r = m:data(), {}
   for n = 0, self.N - 1 do
     local z = 0
@@ -374,10 +377,10 @@ end
 function Mask:ascii(n, grid_w)
   n = n or 0
   grid_w = grid_w or math.floor(math.sqrt(self.L) + 0.5)
-  local m = as(self.mask, 'f32')
+  local m = as(self.mask, 'f32'):cpu()
   local p = m:data()
   local kept = {}
-  local ik = self.ids_keep
+  local ik = self.ids_keep:cpu()
   for k = 0, self.K - 1 do kept[ik:get(n, k)] = true end
   local lines, line = {}, {}
   for l = 0, self.L - 1 do

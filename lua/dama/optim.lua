@@ -123,13 +123,30 @@ function Optimizer:_init_group_state(g)
   end
 end
 
--- Call kernel(pp, gp, sp..., n, step) over runs of parameters that lie back to back in memory.
+-- Call kernel(p, g, s, n, step) over runs of parameters that lie back to back in one storage (an arena), with
+-- their gradients and state back to back too: p, g and s[f] are 1-D tensor spans of n elements over those runs, on
+-- the parameters' device. Adjacency is read from storage and offsets, never from host pointers.
+local spanbox = ffi.new('dama_tensor*[1]')
+local function span(t, n)
+  spanbox[0] = nil
+  call(C.dama_flat_span, spanbox, t._c, n)
+  return tensor.Tensor._wrap(spanbox[0])
+end
+local function follows(t, run_t, run_n)
+  local a, b = t._c, run_t._c
+  return a.storage == b.storage and tonumber(a.offset) == tonumber(b.offset) + run_n
+end
+
 function Optimizer:_foreach(g, kernel)
   local fields = self._state_fields
   local nf = #fields
   local run_p, run_g, run_s, run_n, run_step = nil, nil, {}, 0, nil
   local function flush()
-    if run_n > 0 then kernel(run_p, run_g, run_s, run_n, run_step) end
+    if run_n > 0 then
+      local ss = {}
+      for f = 1, nf do ss[f] = span(run_s[f], run_n) end
+      kernel(span(run_p, run_n), span(run_g, run_n), ss, run_n, run_step)
+    end
     run_n = 0
   end
   for i, p in ipairs(g.params) do
@@ -145,18 +162,17 @@ function Optimizer:_foreach(g, kernel)
       end
       local st = self.state[key]
       st.step = st.step + 1
-      local pp, gp = p:data(), gr:data()
-      local contiguous = run_n > 0 and st.step == run_step and pp == run_p + run_n and gp == run_g + run_n
+      local contiguous = run_n > 0 and st.step == run_step and follows(p, run_p, run_n) and follows(gr, run_g, run_n)
       local sp = {}
       for f = 1, nf do
-        sp[f] = st[fields[f]]:data()
-        if contiguous and sp[f] ~= run_s[f] + run_n then contiguous = false end
+        sp[f] = st[fields[f]]
+        if contiguous and not follows(sp[f], run_s[f], run_n) then contiguous = false end
       end
       if contiguous then
         run_n = run_n + n
       else
         flush()
-        run_p, run_g, run_s, run_n, run_step = pp, gp, sp, n, st.step
+        run_p, run_g, run_s, run_n, run_step = p, gr, sp, n, st.step
       end
     end
   end
@@ -304,7 +320,7 @@ function M.AdamW(params, opts)
   self._step_group = function(opt, g)
     local lr, b1, b2, eps, wd = g.lr, g.betas[1], g.betas[2], g.eps, g.weight_decay
     opt:_foreach(g, function(pp, gp, sp, n, step)
-      call(C.dama_adamw_step, pp, gp, sp[1], sp[2], n, lr, b1, b2, eps, wd, step)
+      call(C.dama_nn_adamw_step, pp._c, gp._c, sp[1]._c, sp[2]._c, n, lr, b1, b2, eps, wd, step)
     end)
   end
   return self
@@ -322,7 +338,7 @@ function M.SGD(params, opts)
       error('SGD: a group has momentum but the optimizer was built without (pass momentum in the options)', 3)
     end
     opt:_foreach(g, function(pp, gp, sp, n, step)
-      call(C.dama_sgd_step, pp, gp, has_buf and sp[1] or nil, n, g.lr, g.momentum, g.dampening, g.weight_decay,
+      call(C.dama_nn_sgd_step, pp._c, gp._c, has_buf and sp[1]._c or nil, n, g.lr, g.momentum, g.dampening, g.weight_decay,
         g.nesterov and 1 or 0, step)
     end)
   end
@@ -436,6 +452,12 @@ function M.clip_grad_norm(params, max_norm)
     list = {}
     for _, e in ipairs(param_list(params, 'clip_grad_norm')) do list[#list + 1] = e.param end
   end
+  local on_device = false
+  for _, p in ipairs(list) do
+    local g = grad_of(p)
+    if g ~= nil and not g:is_host() then on_device = true end
+  end
+  if on_device then return M._clip_grad_norm_device(list, max_norm) end
   local sq, grads = 0, {}
   for i, p in ipairs(list) do
     local g = grad_of(p)
@@ -455,6 +477,31 @@ function M.clip_grad_norm(params, max_norm)
   end
   return total
 end
+-- The same on a device, with no host read: the squares are summed in f64 on the device, the norm comes back as a
+-- 0-d f64 tensor, and the gradients are scaled by min(1, max_norm / (norm + 1e-6)) as a device tensor (1 when the
+-- norm is not finite). The f64 sums may round differently from the host path's in the last bits.
+function M._clip_grad_norm_device(list, max_norm)
+  local sq, grads = nil, {}
+  for i, p in ipairs(list) do
+    local g = grad_of(p)
+    if g ~= nil and g:numel() > 0 then
+      check_f32(g, 'the gradient', tostring(i - 1))
+      local s = g:double():square():sum()
+      sq = sq and sq:add(s) or s
+      grads[#grads + 1] = g
+    end
+  end
+  if not sq then return 0 end
+  local total = sq:sqrt()
+  if max_norm then
+    local finite = total:eq(total):mul(total:lt(math.huge))
+    local coef = (max_norm / (total + 1e-6)):clamp(-math.huge, 1)
+    coef = tensor.where(finite, coef, total:new_full({}, 1)):float()
+    for _, g in ipairs(grads) do g:mul_(coef) end
+  end
+  return total
+end
+
 -- get_grad_norm(params) -> the global L2 norm of the gradients of params (no clipping).
 M.get_grad_norm = function(params) return M.clip_grad_norm(params, nil) end
 
@@ -497,7 +544,13 @@ function EMA:update(momentum)
   local m = momentum or self.momentum
   for i, p in ipairs(self.params) do
     local n = p:numel()
-    if n > 0 then call(C.dama_ema_update, self.shadow[i]:data(), p:data(), n, m) end
+    if n > 0 then
+      local sh, pc = self.shadow[i], p
+      if not sh:is_contiguous() or not pc:is_contiguous() then
+        error(string.format("EMA: parameter '%s' and its shadow must be contiguous", self.names[i]), 2)
+      end
+      call(C.dama_nn_ema_update, sh._c, pc._c, n, m)
+    end
   end
 end
 

@@ -161,6 +161,9 @@ dama_status dama_squeeze(dama_tensor **out, const dama_tensor *t, int32_t dim);
 dama_status dama_unsqueeze(dama_tensor **out, const dama_tensor *t, int32_t dim);
 /* expand: -1 keeps a dim; new leading dims allowed; expanded dims get stride 0. */
 dama_status dama_expand(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape);
+/* A 1-D view of `numel` elements of t's storage starting at t's first element (t's dtype); DAMA_ERR_INDEX when
+ * the span passes the storage's end. For fused updates over parameters that lie back to back in one arena. */
+dama_status dama_flat_span(dama_tensor **out, const dama_tensor *t, int64_t numel);
 /* A new reference to t itself when already contiguous, else a contiguous copy. */
 dama_status dama_contiguous(dama_tensor **out, const dama_tensor *t);
 dama_status dama_clone(dama_tensor **out, const dama_tensor *t);

@@ -74,7 +74,7 @@ function init.trunc_normal_(t, mean, std, a, b)
   mean, std, a, b = mean or 0, std or 1, a or -2, b or 2
   if not (a < b) then error(string.format('trunc_normal_: expected a < b, got a = %g, b = %g', a, b), 2) end
   local n = t:numel()
-  local buf = tensor.empty(n)
+  local buf = tensor.empty(n, {device = 'cpu'})   -- drawn and redrawn on the host, then copied to t's device
   buf:normal_(mean, std)
   local p = buf:data()
   for i = 0, n - 1 do
@@ -84,7 +84,7 @@ function init.trunc_normal_(t, mean, std, a, b)
       if tries > 1000 then
         error(string.format('trunc_normal_: [%g, %g] holds almost no mass of N(%g, %g)', a, b, mean, std), 2)
       end
-      p[i] = tensor.randn(1):mul_(std):add_(mean):item()
+      p[i] = tensor.randn(1, {device = 'cpu'}):mul_(std):add_(mean):item()
     end
   end
   t:copy_(buf:view(t:size()))

@@ -35,8 +35,8 @@ local M = {}
 -- cls slot zero), straight from the C kernel.
 function M.sincos_pos_embed(D, gh, gw, cls)
   local n = (cls and 1 or 0) + gh * gw
-  local t = tensor.empty(n, D)
-  dffi.check(dffi.C.dama_pos_embed_2d_sincos(t:data(), D, gh, gw, cls and 1 or 0))
+  local t = tensor.empty(n, D)   -- on the default device
+  dffi.call(dffi.C.dama_nn_pos_embed_2d_sincos, t._c, D, gh, gw, cls and 1 or 0)
   return t:view(1, n, D)
 end
 
@@ -59,9 +59,10 @@ function M.resample_pos_embed(pos, new_grid, cls)
     error(string.format('resample_pos_embed: %d rows after %d cls rows is not a square grid', n - ncls, ncls), 2)
   end
   if g == new_grid then return pos:contiguous():view(1, n, D) end
-  local src = pos:contiguous():view(n, D):to('f64'):contiguous()
+  -- a host loop over a host copy; the result goes back to pos's device
+  local src = pos:contiguous():view(n, D):to('f64'):contiguous():cpu()
   local sp = src:data()
-  local out = tensor.zeros(ncls + new_grid * new_grid, D, 'f64')
+  local out = tensor.zeros(ncls + new_grid * new_grid, D, {dtype = 'f64', device = 'cpu'})
   local op = out:data()
   for r = 0, ncls - 1 do for d = 0, D - 1 do op[r * D + d] = sp[r * D + d] end end
   -- per output coordinate: 4 source indices (clamped) and weights
