@@ -173,7 +173,7 @@ function M.build(opts)
   local out_labels = {}
 
   local fbuf = ffi.new('float[?]', nch * size * size)
-  local img = dama.empty({size, size, nch}, dt)
+  local img = dama.empty({size, size, nch}, {dtype = dt, device = 'cpu'})   -- a host image for FFI loops
   local ip = img:data()
   local scale = SCALE[dt]
   local params = ffi.new('dama_aug_params')
@@ -249,7 +249,7 @@ function M.build(opts)
   os.rename(manifest_path .. '.part', manifest_path)
   if as_npy then
     writer:close()
-    D.write(prefix .. '_labels.npy', dama.tensor(out_labels, 'i64'))
+    D.write(prefix .. '_labels.npy', dama.tensor(out_labels, {dtype = 'i64', device = 'cpu'}))
   else
     local f = assert(io.open(o.out .. '/classes.txt', 'w'))
     -- every source class in index order (classes without cells keep their index)

@@ -81,7 +81,7 @@ function M.synthetic_slide(path, size, seed, opts)
     error(string.format('synthetic_slide: %d x %d x 7 is %.1f GB in memory; use synth_size <= 8000', size, size,
       bytes / 1e9), 2)
   end
-  local img = dama.empty({size, size, 7}, 'u16')
+  local img = dama.empty({size, size, 7}, {dtype = 'u16', device = 'cpu'})   -- a host image for FFI loops
   local base = img:data()
   local strip = 256
   local cap = 200000
@@ -171,7 +171,7 @@ local function slide_threshold(s, tile, sigma)
       local th, tw = math.min(tile, s.h - ty), math.min(tile, s.w - tx)
       local win
       if s.whole then
-        win = s.whole:narrow(0, ty, th):narrow(1, tx, tw):index_select(2, dama.tensor(s.nuclear, 'i64')):contiguous()
+        win = s.whole:narrow(0, ty, th):narrow(1, tx, tw):index_select(2, dama.tensor(s.nuclear, {dtype = 'i64', device = 'cpu'})):contiguous()
       else
         win = D.read_window(s.path, tx, ty, tw, th, s.nuclear)
       end
@@ -307,7 +307,7 @@ function M.build(opts)
   local cap = 4096
   local cellbuf = ffi.new('dama_cell[?]', cap)
   local ncells = ffi.new('int64_t[1]')
-  local crop_t = dama.empty({crop, crop, #slides[1].win}, dtname)
+  local crop_t = dama.empty({crop, crop, #slides[1].win}, {dtype = dtname, device = 'cpu'})
   local made_dirs = {}
 
   local bar = D.progress(total_tiles, 'tiles', {quiet = o.quiet})
@@ -319,7 +319,7 @@ function M.build(opts)
     local nuc = ffi.new('int32_t[?]', #s.nuc_win)
     for i, k in ipairs(s.nuc_win) do nuc[i - 1] = k end
     cfg.nuclear_channels, cfg.n_nuclear = nuc, #s.nuc_win
-    if #s.win ~= crop_t:size(2) then crop_t = dama.empty({crop, crop, #s.win}, dtname) end
+    if #s.win ~= crop_t:size(2) then crop_t = dama.empty({crop, crop, #s.win}, {dtype = dtname, device = 'cpu'}) end
     s.whole = (not s.is_tiff) and D.read(s.path) or nil   -- PNG / JPEG / .npy: read whole (no windowed reader)
     cfg.threshold = o.threshold
     if o.threshold <= 0 and o.threshold_scope == 'slide' then
@@ -340,7 +340,7 @@ function M.build(opts)
         local win
         if s.whole then
           win = s.whole:narrow(0, y0, y1 - y0):narrow(1, x0, x1 - x0)
-          win = win:index_select(2, dama.tensor(s.win, 'i64')):contiguous()
+          win = win:index_select(2, dama.tensor(s.win, {dtype = 'i64', device = 'cpu'})):contiguous()
         else
           win = D.read_window(s.path, x0, y0, x1 - x0, y1 - y0, s.win)
         end
@@ -399,7 +399,7 @@ function M.build(opts)
   if writer then
     writer:close()
     if have_truth then
-      local lt = dama.tensor(#labels_out > 0 and labels_out or {}, 'i64')
+      local lt = dama.tensor(#labels_out > 0 and labels_out or {}, {dtype = 'i64', device = 'cpu'})
       D.write(prefix .. '_labels.npy', lt)
       summary.labels = prefix .. '_labels.npy'
     end

@@ -314,8 +314,7 @@ static const char *npy_descr(dama_dtype t) {
 dama_status dama_npy_write(const char *path, const dama_tensor *t) {
   const char *op = "npy_write";
   if (!path || !t) return dama_error(DAMA_ERR_ARG, "%s: path and tensor are required", op);
-  if (!t->storage || t->storage->device.type != DAMA_CPU)
-    return dama_io_err(DAMA_ERR_DEVICE, op, path, "expected a CPU tensor (copy it to the CPU first)");
+  /* a tensor on another device is copied to the host for writing (dama_to_device below) */
   const char *descr = npy_descr((dama_dtype)t->dtype);
   if (!descr)
     return dama_io_err(DAMA_ERR_UNSUPPORTED, op, path, "dtype %s has no .npy equivalent",
@@ -338,7 +337,7 @@ dama_status dama_npy_write(const char *path, const dama_tensor *t) {
   memset(hdr + 10 + k, ' ', (size_t)pad);
   hdr[10 + k + pad] = '\n';
   dama_tensor *c = NULL;
-  DAMA_TRY(dama_contiguous(&c, t));
+  DAMA_TRY(dama_to_device(&c, t, (dama_device){DAMA_CPU, 0}));
   char tmp[4200];
   int fd;
   dama_status st = dama_io_tmp_open(op, path, tmp, sizeof tmp, &fd);

@@ -91,8 +91,7 @@ static void filter_row(uint8_t *out, const uint8_t *row, const uint8_t *prev, in
 dama_status dama_png_write(const char *path, const dama_tensor *img) {
   const char *op = "png_write";
   if (!path || !img) return dama_error(DAMA_ERR_ARG, "%s: path and img are required", op);
-  if (!img->storage || img->storage->device.type != DAMA_CPU)
-    return dama_io_err(DAMA_ERR_DEVICE, op, path, "expected a CPU tensor (copy it to the CPU first)");
+  /* a tensor on another device is copied to the host for writing (dama_to_device below) */
   if (img->ndim != 2 && img->ndim != 3)
     return dama_io_err(DAMA_ERR_SHAPE, op, path, "expected an H x W or H x W x C tensor, got %d dims", (int)img->ndim);
   if (img->dtype != DAMA_U8 && img->dtype != DAMA_U16)
@@ -107,7 +106,7 @@ dama_status dama_png_write(const char *path, const dama_tensor *img) {
   if ((double)(rowbytes + 1) * (double)H > 2.0e9)
     return dama_io_err(DAMA_ERR_UNSUPPORTED, op, path, "image too large for the PNG writer (over 2 GB raw)");
   dama_tensor *ct = NULL;
-  DAMA_TRY(dama_contiguous(&ct, img));
+  DAMA_TRY(dama_to_device(&ct, img, (dama_device){DAMA_CPU, 0}));
   const uint8_t *data = dama_data_ptr(ct);
   uint8_t *filt = malloc((size_t)((rowbytes + 1) * H));
   uint8_t *rows = malloc((size_t)(rowbytes * 2)); /* current and previous big-endian rows */

@@ -120,8 +120,7 @@ dama_status dama_tiff_write(const char *path, const dama_tensor *img, int32_t pl
                             int32_t tiled, int32_t bigtiff, const char *const *channel_names) {
   const char *op = "tiff_write";
   if (!path || !img) return dama_error(DAMA_ERR_ARG, "%s: path and img are required", op);
-  if (!img->storage || img->storage->device.type != DAMA_CPU)
-    return dama_io_err(DAMA_ERR_DEVICE, op, path, "expected a CPU tensor (copy it to the CPU first)");
+  /* a tensor on another device is copied to the host for writing (dama_to_device below) */
   if (img->ndim != 2 && img->ndim != 3)
     return dama_io_err(DAMA_ERR_SHAPE, op, path, "expected an H x W or H x W x C tensor, got %d dims", (int)img->ndim);
   dama_dtype dt = (dama_dtype)img->dtype;
@@ -151,7 +150,7 @@ dama_status dama_tiff_write(const char *path, const dama_tensor *img, int32_t pl
 
   dama_io_tiff_init();
   dama_tensor *ct = NULL;
-  DAMA_TRY(dama_contiguous(&ct, img));
+  DAMA_TRY(dama_to_device(&ct, img, (dama_device){DAMA_CPU, 0}));
   const uint8_t *data = dama_data_ptr(ct);
   char *xml = channel_names ? ome_xml(H, W, C, dt, layout, channel_names) : NULL;
   if (channel_names && !xml) {

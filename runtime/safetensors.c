@@ -496,8 +496,7 @@ dama_status dama_safetensors_save(const char *path, int64_t n, const char *const
       return st_err(DAMA_ERR_ARG, op, path, nm, "the name is reserved for the metadata map");
     const dama_tensor *t = tensors[i];
     if (!t) return st_err(DAMA_ERR_ARG, op, path, nm, "tensor is NULL");
-    if (t->storage->device.type != DAMA_CPU)
-      return st_err(DAMA_ERR_DEVICE, op, path, nm, "expected a CPU tensor (copy it to the CPU first)");
+    /* a tensor on another device is copied to the host as it is written (dama_to_device below) */
     if (!st_dtype_name(t->dtype)) return st_err(DAMA_ERR_DTYPE, op, path, nm, "unsupported dtype %d", (int)t->dtype);
     for (int64_t j = 0; j < i; j++)
       if (strcmp(names[j], nm) == 0) return st_err(DAMA_ERR_ARG, op, path, nm, "the name is given twice");
@@ -579,7 +578,7 @@ dama_status dama_safetensors_save(const char *path, int64_t n, const char *const
     const char *nm = names[order[k]];
     if (dama_interrupt_pending()) { s = st_err(DAMA_ERR_INTERRUPTED, op, path, nm, "interrupted; the file was not changed"); goto cleanup; }
     dama_tensor *c = NULL;
-    dama_status cs = dama_contiguous(&c, tensors[order[k]]);
+    dama_status cs = dama_to_device(&c, tensors[order[k]], (dama_device){DAMA_CPU, 0});
     if (cs != DAMA_OK) {
       char inner[512];
       snprintf(inner, sizeof inner, "%s", dama_last_error());

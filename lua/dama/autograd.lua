@@ -79,7 +79,8 @@ local function sum_to(g, shape)
 end
 A.sum_to = sum_to
 
-local function zeros_like(t, dtype) return tensor.zeros(raw.size(t), dtype or raw.type(t)) end
+-- zeros on t's device (gradients live where their tensors do)
+local function zeros_like(t, dtype) return raw.new_zeros(t, raw.size(t), dtype or raw.type(t)) end
 
 -- Expand a reduced gradient back over the reduced dims.
 local function unreduce(g, input_shape, dims, keepdim)
@@ -379,7 +380,7 @@ def_view('permute', function(g, sa, args)
 end)
 
 local function into_zeros(g, sa, place)
-  local z = tensor.zeros(sa, raw.type(g))
+  local z = raw.new_zeros(g, sa, raw.type(g))
   raw.copy_(place(z), g)
   return z
 end
@@ -415,7 +416,7 @@ def('gather', function(a, dim, index)
   local out = raw.gather(a, dim, index)
   local sa = raw.size(a)
   return record('gather', out, {a, n = 1}, function(g)
-    return raw.scatter_add_(tensor.zeros(sa, raw.type(g)), dim, index, g)
+    return raw.scatter_add_(raw.new_zeros(g, sa, raw.type(g)), dim, index, g)
   end)
 end)
 
@@ -428,7 +429,7 @@ def('index_select', function(a, dim, index)
     local shape = {}
     for i = 1, #gs do shape[i] = (i - 1 == d) and gs[i] or 1 end
     local idx = raw.expand(raw.view(index, shape), gs)
-    return raw.scatter_add_(tensor.zeros(sa, raw.type(g)), dim, idx, g)
+    return raw.scatter_add_(raw.new_zeros(g, sa, raw.type(g)), dim, idx, g)
   end)
 end)
 
@@ -436,7 +437,7 @@ def('sort', function(a, dim, descending, stable)
   local values, indices = raw.sort(a, dim, descending, stable)
   local sa = raw.size(a)
   record('sort', values, {a, n = 1}, function(g)
-    return raw.scatter_(tensor.zeros(sa, raw.type(g)), dim or -1, indices, g)
+    return raw.scatter_(raw.new_zeros(g, sa, raw.type(g)), dim or -1, indices, g)
   end)
   return values, indices
 end)
@@ -445,7 +446,7 @@ def('topk', function(a, k, dim, largest, sorted)
   local values, indices = raw.topk(a, k, dim, largest, sorted)
   local sa = raw.size(a)
   record('topk', values, {a, n = 1}, function(g)
-    return raw.scatter_(tensor.zeros(sa, raw.type(g)), dim or -1, indices, g)
+    return raw.scatter_(raw.new_zeros(g, sa, raw.type(g)), dim or -1, indices, g)
   end)
   return values, indices
 end)
@@ -566,7 +567,7 @@ function Tensor.backward(root, grad, opts)
       error('backward: grad can be implied only for a one-element tensor, got shape ' ..
             root:shape_string() .. '; pass a gradient', 2)
     end
-    grad = tensor.ones(raw.size(root), raw.type(root))
+    grad = raw.new_full(root, raw.size(root), 1, raw.type(root))   -- the seed lives on the loss's device
   end
   if not rawget(root, 'grad_fn') then accumulate_leaf(root, grad) return end
   local order = topo_order(root)

@@ -189,7 +189,7 @@ function Figure:image(rgb, x, y, scale)
   local h, w = rgb:size(0), rgb:size(1)
   local stride = C.cairo_format_stride_for_width(M.FORMAT_RGB24, w)
   local buf = ffi.new('uint8_t[?]', stride * h)
-  local src = rgb:contiguous()
+  local src = rgb:contiguous():cpu()   -- pixels are read on the host
   local p = src:data()
   -- RGB24 is a native-endian 32-bit 0x00RRGGBB per pixel
   local px = ffi.cast('uint32_t*', buf)

@@ -176,13 +176,20 @@ local function decode_meta(meta)
 end
 M.decode_metadata = decode_meta
 
--- load_tensors(path, {mmap = false, decode = false}) -> {name = tensor}, metadata, names (file order)
+-- load_tensors(path, {mmap = false, decode = false, device = default}) -> {name = tensor}, metadata, names (file
+-- order). Tensors are read into host memory and copied to opts.device (default: the default device), like
+-- torch.load's map_location.
 function M.load_tensors(path, opts)
   opts = opts or {}
   local f = M.open(path, opts)
   local names = f:names()
   local ts = {}
-  for _, k in ipairs(names) do ts[k] = f:get(k) end
+  local dev = tensor.device(opts.device)
+  for _, k in ipairs(names) do
+    local t = f:get(k)
+    if dev ~= 'cpu' then t = t:to(dev) end
+    ts[k] = t
+  end
   local meta = f.metadata
   f:close()
   if opts.decode then meta = decode_meta(meta) end

@@ -53,8 +53,8 @@ M._param_list = param_list
 local function grad_of(p) return rawget(p, 'grad') end
 
 local function check_f32(t, what, key)
-  if t.dtype ~= 'f32' or t.device ~= 'cpu' or not t:is_contiguous() then
-    error(string.format("optimizer: %s of parameter '%s' must be a contiguous f32 CPU tensor, got %s%s", what, key,
+  if t.dtype ~= 'f32' or not t:is_contiguous() then
+    error(string.format("optimizer: %s of parameter '%s' must be a contiguous f32 tensor, got %s%s", what, key,
       t:summary(), t:is_contiguous() and '' or ' (not contiguous)'), 4)
   end
 end
@@ -108,7 +108,8 @@ function Optimizer:_init_group_state(g)
   local total = 0
   for _, p in ipairs(g.params) do total = total + p:numel() end
   g._flat = {}
-  for _, field in ipairs(self._state_fields) do g._flat[field] = tensor.zeros(math.max(total, 1)) end
+  local dev = #g.params > 0 and g.params[1]:device_of() or nil   -- state lives with the parameters
+  for _, field in ipairs(self._state_fields) do g._flat[field] = tensor.zeros(math.max(total, 1), {device = dev}) end
   local off = 0
   for i, p in ipairs(g.params) do
     local key, n = g.keys[i], p:numel()

@@ -1,4 +1,6 @@
--- Lua test runner: dama tests/lua/run.lua FILE... [--filter PATTERN]
+-- Lua test runner: dama tests/lua/run.lua FILE... [--filter PATTERN] [--device DEV]
+--   --device sim: run the cases with DEV as the default device (dama.set_default_device), so every tensor a test
+--   makes without naming a device lives there; `test_device` holds its name ('cpu' otherwise).
 --
 -- A test file registers cases with the globals below and returns nothing:
 --   test('adds', function() expect_eq(1 + 1, 2) end)
@@ -82,10 +84,13 @@ end
 local files, filter = {}, nil
 local i = 1
 while i <= #arg do
-  if arg[i] == '--filter' then filter = arg[i + 1]; i = i + 1 else files[#files + 1] = arg[i] end
+  if arg[i] == '--filter' then filter = arg[i + 1]; i = i + 1
+  elseif arg[i] == '--device' then dama.set_default_device(arg[i + 1]); i = i + 1
+  else files[#files + 1] = arg[i] end
   i = i + 1
 end
 
+test_device = dama.get_default_device()
 local passed, failed, skipped = 0, 0, 0
 for _, file in ipairs(files) do
   cases = {}

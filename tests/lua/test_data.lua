@@ -23,7 +23,7 @@ local function bbbc048()
   return s .. '/bbbc048'
 end
 
-local function max_abs_diff(a, b) return (a:to('f64') - b:to('f64')):abs():amax():item() end
+local function max_abs_diff(a, b) return (a:to('f64'):cpu() - b:to('f64'):cpu()):abs():amax():item() end
 
 local function all_batches(loader)
   local xs, ys = {}, {}
@@ -35,7 +35,7 @@ end
 local function toy(sizes)
   local n = 0
   for _, s in ipairs(sizes) do n = n + s end
-  local t = dama.empty({n, 2, 2, 1}, 'u16')
+  local t = dama.empty({n, 2, 2, 1}, {dtype = 'u16', device = 'cpu'})   -- filled by an FFI loop: host memory
   local p = t:data()
   local labels, i = {}, 0
   for k, s in ipairs(sizes) do
@@ -241,7 +241,7 @@ local function ome_folder()
   local names = ffi.new('const char*[7]')
   for k = 0, 6 do names[k] = C.dama_synth_channel_name(k) end
   for i = 0, 3 do
-    local t = dama.empty({16, 16, 7}, 'u16')
+    local t = dama.empty({16, 16, 7}, {dtype = 'u16', device = 'cpu'})
     local p = t:data()
     for q = 0, 16 * 16 - 1 do for c = 0, 6 do p[q * 7 + c] = 1000 * c + i end end
     local path = string.format('%s/%s/cell%d.ome.tif', root, i < 2 and 'a' or 'b', i)

@@ -20,24 +20,24 @@ end
 -- Forward and backward through the C kernels (runtime/api/nn.h); writes the grads, returns the loss.
 local function tinynet_step(P, x, y)
   local N = x:size(0)
-  local h = dama.empty(N, 8)
-  local out = dama.empty(N, 8)
-  local mean, rstd = dama.empty(N), dama.empty(N)
-  dama.ffi.C.dama_linear_forward(h:data(), x:data(), P['lin.weight']:data(), P['lin.bias']:data(), N, 16, 8)
-  C.dama_layernorm_forward(out:data(), mean:data(), rstd:data(), h:data(), P['ln.weight']:data(),
-    P['ln.bias']:data(), N, 8, 1e-5)
+  local function call(f, ...) assert(f(...) == 0, dama.ffi.string(C.dama_last_error())) end
+  local h = x:new_empty({N, 8})
+  local out = x:new_empty({N, 8})
+  local mean, rstd = x:new_empty({N}), x:new_empty({N})
+  call(C.dama_nn_linear_forward, h._c, x._c, P['lin.weight']._c, P['lin.bias']._c, N, 16, 8)
+  call(C.dama_nn_layernorm_forward, out._c, mean._c, rstd._c, h._c, P['ln.weight']._c, P['ln.bias']._c, N, 8, 1e-5)
   out = out + P.tok:view(1, 8)
-  local loss = ffi.new('float[1]')
-  assert(C.dama_mse_loss_forward(loss, out:data(), y:data(), N * 8) == 0)
-  local dout = dama.zeros(N, 8)
-  assert(C.dama_mse_loss_backward(dout:data(), nil, out:data(), y:data(), N * 8, 1) == 0)
+  local loss, one = x:new_empty({}), x:new_full({}, 1)
+  call(C.dama_nn_sq_error_forward, loss._c, out._c, y._c, N * 8, 1)
+  local dout = x:new_zeros({N, 8})
+  call(C.dama_nn_sq_error_backward, dout._c, nil, out._c, y._c, N * 8, 1, one._c)
   P.tok.grad:copy_(dout:sum(0):view(1, 1, 8))
-  local dh = dama.zeros(N, 8)
-  assert(C.dama_layernorm_backward(dh:data(), P['ln.weight'].grad:data(), P['ln.bias'].grad:data(), dout:data(),
-    h:data(), P['ln.weight']:data(), mean:data(), rstd:data(), N, 8) == 0)
-  assert(C.dama_linear_backward(nil, P['lin.weight'].grad:data(), P['lin.bias'].grad:data(), dh:data(), x:data(),
-    P['lin.weight']:data(), N, 16, 8) == 0)
-  return loss[0]
+  local dh = x:new_zeros({N, 8})
+  call(C.dama_nn_layernorm_backward, dh._c, P['ln.weight'].grad._c, P['ln.bias'].grad._c, dout._c, h._c,
+    P['ln.weight']._c, mean._c, rstd._c, N, 8)
+  call(C.dama_nn_linear_backward, nil, P['lin.weight'].grad._c, P['lin.bias'].grad._c, dh._c, x._c,
+    P['lin.weight']._c, N, 16, 8)
+  return loss:item()
 end
 
 local NAMES = {'tok', 'lin.weight', 'lin.bias', 'ln.weight', 'ln.bias'}   -- torch's named_parameters order

@@ -103,14 +103,14 @@ function Dataset:subset(indices)
     if n > 0 and contiguous_run(indices) then
       arr = self.array:narrow(0, indices[1], n)
     else
-      arr = self.array:index_select(0, tensor.tensor(n > 0 and indices or {}, 'i64')):contiguous()
+      arr = self.array:index_select(0, tensor.tensor(n > 0 and indices or {}, {dtype = 'i64', device = self.array.device})):contiguous()
     end
     return derive(self, {array = arr, labels = labels, index = index,
                          source = (self.source or 'array'):gsub(' %(subset%)$', '') .. ' (subset)'})
   end
   -- synthetic crops are a pure function of (seed, index): materialise the chosen ones
   local crop = self.crop
-  local arr = tensor.empty({n, crop, crop, 7}, 'u16')
+  local arr = tensor.empty({n, crop, crop, 7}, {dtype = 'u16', device = 'cpu'})   -- filled on the host
   local p = n > 0 and ffi.cast('uint16_t*', arr:data()) or nil
   local lab = ffi.new('int32_t[1]')
   labels = {}

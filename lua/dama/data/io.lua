@@ -76,7 +76,7 @@ function M.write_tiff_fast(path, t)
   if t:dim() ~= 2 and t:dim() ~= 3 then
     error(string.format("write_tiff_fast: '%s': expected H x W x C, got shape %s", path, t:shape_string()), 2)
   end
-  t = t:contiguous()
+  t = t:contiguous():cpu()   -- written from host memory
   local h, w, c = t:size(0), t:size(1), t:dim() == 3 and t:size(2) or 1
   local nbytes = h * w * c * bits / 8
   local function u16(v) return string.char(v % 256, math.floor(v / 256) % 256) end

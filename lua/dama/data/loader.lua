@@ -23,7 +23,7 @@ M.Loader = Loader
 -- source channel indices in output order; default ds.channels), expect_channels (files: channels every
 -- file must have; default: the first file's), skip_bad (files: an unreadable file is replaced by the next
 -- readable one and counted in loader:stats().skipped; a warning is printed at the end of each epoch that
--- met new ones), quiet (no warnings).
+-- met new ones), quiet (no warnings), device (where batches go; default: the default device).
 function M.loader(ds, opts)
   opts = opts or {}
   local cfg = ffi.new('dama_loader_config')
@@ -40,6 +40,7 @@ function M.loader(ds, opts)
   elseif ds.kind == 'array' then
     if n == 0 then error('loader: the dataset is empty', 2) end
     local a = ds.array
+    if not a:is_host() then a = a:cpu() end   -- the C workers read the array from host memory
     if not a:select(0, 0):is_contiguous() then a = a:contiguous() end
     cfg.array = a._c
     keep.array = a
@@ -84,7 +85,8 @@ function M.loader(ds, opts)
   local c, h, w = ffi.new('int32_t[1]'), ffi.new('int32_t[1]'), ffi.new('int32_t[1]')
   C.dama_loader_sample_shape(handle, c, h, w)
   return setmetatable({handle = handle, ds = ds, batch = tonumber(cfg.batch_size),
-                       shape = {c[0], h[0], w[0]}, keep = keep, quiet = opts.quiet, reported_bad = 0}, Loader)
+                       shape = {c[0], h[0], w[0]}, keep = keep, quiet = opts.quiet, reported_bad = 0,
+                       device = opts.device}, Loader)
 end
 
 function Loader:size() return tonumber(C.dama_loader_num_samples(self.handle)) end
@@ -118,11 +120,12 @@ function Loader:order(epoch)
   return r
 end
 
--- The next batch (x, y) or nil at the end of an epoch (the cursor then moves to the next epoch).
+-- The next batch (x, y) or nil at the end of an epoch (the cursor then moves to the next epoch). The C workers
+-- fill host memory; the batch is then copied once to the loader's device (opts.device, else the default device).
 function Loader:next()
   local B = self.batch
-  local x = tensor.empty({B, self.shape[1], self.shape[2], self.shape[3]})
-  local y = tensor.empty({B}, 'i64')
+  local x = tensor.empty({B, self.shape[1], self.shape[2], self.shape[3]}, {dtype = 'f32', device = 'cpu'})
+  local y = tensor.empty({B}, {dtype = 'i64', device = 'cpu'})
   local n = ffi.new('int64_t[1]')
   call(C.dama_loader_next, self.handle, ffi.cast('float*', x:data()), ffi.cast('int64_t*', y:data()), n)
   local got = tonumber(n[0])
@@ -135,6 +138,8 @@ function Loader:next()
     return nil
   end
   if got < B then x = x:narrow(0, 0, got):contiguous(); y = y:narrow(0, 0, got):contiguous() end
+  local dev = self.device or tensor.get_default_device()
+  if dev ~= 'cpu' then x, y = x:to(dev), y:to(dev) end
   return x, y
 end
 

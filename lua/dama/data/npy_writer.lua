@@ -51,7 +51,7 @@ function NpyWriter:write(ptr, bytes)
 end
 
 function NpyWriter:write_tensor(t)
-  t = t:contiguous()
+  t = t:contiguous():cpu()   -- written from host memory
   self:write(ffi.cast('const char*', t:data()), t:numel() * NPY_SIZE[t:type()])
 end
 

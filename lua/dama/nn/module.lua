@@ -351,8 +351,17 @@ function Module:build_arena(opts)
     used = used + n
   end
   -- every element is overwritten below unless there are alignment gaps (which must be zero)
-  local arena = (used == total and total > 0) and tensor.empty(total) or tensor.zeros(math.max(total, 1))
-  local grad_arena = tensor.zeros(math.max(total, 1))
+  -- on the parameters' device (the first parameter's; all must share it)
+  local dev = #named > 0 and named[1][2]:device_of() or nil
+  for _, e in ipairs(named) do
+    if e[2].device ~= named[1][2].device then
+      error(string.format("build_arena: parameter '%s' is on %s but '%s' is on %s; move the module with :to()",
+        e[1], e[2].device, named[1][1], named[1][2].device), 2)
+    end
+  end
+  local arena = (used == total and total > 0) and tensor.empty(total, {device = dev})
+                or tensor.zeros(math.max(total, 1), {device = dev})
+  local grad_arena = tensor.zeros(math.max(total, 1), {device = dev})
   local params, grads = {}, {}
   for i, e in ipairs(named) do
     local old, L = e[2], layout[i]
@@ -401,6 +410,43 @@ function Module:has_arena()
   end
   return ok
 end
+
+-- ---------------------------------------------------------------- devices
+
+-- m:to(device) -> m: move every parameter and buffer of m and its submodules to device ('cpu', 'cuda', 'sim'),
+-- in place (PyTorch's Module.to). Gradients go with their parameters; a model that had an arena gets a new one
+-- on the device (so optimizers must be built after the move, as in PyTorch). Tensors already there stay.
+function Module:to(device)
+  local dev = tensor.device(device)
+  local had_arena = self:has_arena()
+  local moved = {}   -- a parameter shared by several modules moves once
+  for _, m in ipairs(self:modules()) do
+    for _, name in ipairs(m._param_names) do
+      local p = m._parameters[name]
+      if p ~= nil and p.device ~= dev then
+        local q = moved[p]
+        if not q then
+          q = p:to(dev)
+          local g = rawget(p, 'grad')
+          rawset(q, 'requires_grad', rawget(p, 'requires_grad'))
+          if g ~= nil then rawset(q, 'grad', g:to(dev)) end
+          moved[p] = q
+        end
+        m._parameters[name] = q
+      end
+    end
+    for _, name in ipairs(m._buffer_names) do
+      local b = m._buffers[name]
+      if b ~= nil and b.device ~= dev then m._buffers[name] = b:to(dev) end
+    end
+  end
+  if had_arena and next(moved) ~= nil then self:build_arena() end
+  return self
+end
+-- m:cpu() -> m:to('cpu')
+function Module:cpu() return self:to('cpu') end
+-- m:cuda([n]) -> m:to('cuda:n')
+function Module:cuda(n) return self:to('cuda:' .. (n or 0)) end
 
 -- ---------------------------------------------------------------- state dict
 
