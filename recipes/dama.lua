@@ -21,6 +21,7 @@ R.defaults = {
   stable_epoch = 0,             -- epochs trained with the reconstruction losses only
   feature_loss = true,          -- false = MAE (a single branch, recon1 only)
   seed = 0, workers = 2, threads = 0,
+  device = nil,                 -- 'cpu', 'cuda', 'cuda:N' or 'sim' (the test device); nil: the GPU when there is one
   out = 'runs/dama',             -- the run folder; with preset=NAME and no out=: runs/<recipe>_NAME
   ckpt_every = 10,              -- checkpoint every N epochs, and also every ckpt_steps steps and every
   ckpt_steps = 0,               -- ckpt_minutes minutes when > 0 (so a kill -9 loses at most that much);
@@ -31,7 +32,7 @@ R.defaults = {
   plot_log = true,              -- the loss curve on a log axis (the feature loss is ~1e-3 of the others)
   grid_channels = 'overlay',    -- reconstruction grids: 'overlay' (all channels in one colour image, with a
                                 -- channel-to-colour legend) or 'panels' (every channel its own grey panel)
-  optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples'},
+  optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples', 'device'},
   choices = {mask2 = {'adaptive', 'random'}, adaptive_mode = {'per_sample', 'union'},
              setting = {'student1-student2', 'shared', 'ema'}, plot_format = {'png', 'svg', 'pdf'},
              grid_channels = {'overlay', 'panels'}},
@@ -151,15 +152,25 @@ function R.visualize(model, x, cfg, path, channel_names)
 end
 
 -- The whole run: data, model, optimiser, loop, outputs under cfg.out.
+-- The device a run trains on: cfg.device, else the first GPU when this build and machine have one, else the cpu.
+-- It becomes the default device, so the model, masks and the loader's batches are made there.
+function R.device(cfg)
+  local dev = cfg.device or (dama.cuda_available() and 'cuda' or 'cpu')
+  dama.set_default_device(dev)
+  return dama.get_default_device()
+end
+
 function R.run(cfg)
+  R.device(cfg)
   dama.manual_seed(cfg.seed)
   if cfg.threads and cfg.threads > 0 then dama.set_num_threads(cfg.threads) end
   print(cfg)
   dama.train.prepare_out(cfg)   -- a bad or occupied out= fails here, before data and model are built
   local loader = dama.data.cells(cfg)
   local model = dama.models.dama(cfg)
-  print(string.format('model: %s, %d trainable parameters; data: %s (%d samples, %d batches/epoch)',
-    cfg.setting, model:num_parameters(), loader:describe(), loader:size(), loader:batches_per_epoch()))
+  print(string.format('model: %s, %d trainable parameters on %s; data: %s (%d samples, %d batches/epoch)',
+    cfg.setting, model:num_parameters(), dama.get_default_device(), loader:describe(), loader:size(),
+    loader:batches_per_epoch()))
   local vis_batch = loader:peek(math.min(cfg.batch, 6))
   local epochs = cfg.epochs
   local result = dama.train(cfg, loader, model, function(x, ctx) return R.step(model, x, cfg, ctx) end, {

@@ -5,6 +5,8 @@
 -- reconstruct the nucleus-rich ones — a content-driven alternative to Algorithm 1's loss-driven choice.
 -- It is plain Lua: a LuaJIT FFI loop over the image's raw floats scores each patch, another writes a 0/1
 -- mask, and dama.mask.from_mask turns it into the same mask object random() and adaptive() return.
+-- FFI loops read host memory, so on a GPU (or the sim test device) the strategy works on an explicit host copy
+-- (x:cpu()) and sends its mask back to the batch's device (mask:to(x.device)); on the cpu both are no-ops.
 local dama = require 'dama'
 local recipe = dofile((arg and arg[0] and arg[0]:match('^(.*/)') or 'recipes/') .. 'dama.lua')
 
@@ -14,9 +16,9 @@ local function nuclear_mask(x, m1, _, cfg)
   local gw = W / p
   local L = (H / p) * gw
   local K = dama.mask.visible_count(L, cfg.mask)
-  local xc = x:contiguous()                        -- keep the owner of px alive while px is used
+  local xc = x:contiguous():cpu()                  -- host copy; keep the owner of px alive while px is used
   local px = xc:data()                             -- float* over [N, C, H, W]
-  local mask = dama.ones(N, L)
+  local mask = dama.ones(N, L, {device = 'cpu'})
   local pm = mask:data()
   for n = 0, N - 1 do
     local score = {}
@@ -31,7 +33,7 @@ local function nuclear_mask(x, m1, _, cfg)
     table.sort(score, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
     for k = 1, K do pm[n * L + score[k][2]] = 0 end  -- show the K dimmest patches
   end
-  return dama.mask.from_mask(mask)
+  return dama.mask.from_mask(mask:to(x.device))   -- the mask lives with the batch
 end
 
 local cfg = recipe.config({out = 'runs/masking_playground'}, arg)

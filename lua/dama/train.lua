@@ -359,17 +359,67 @@ function T.train(cfg, loader, model, step, opts)
 
   -- the end of a step that must not stop half-way (a signal waits for it): the update, the teacher,
   -- the count, the log row, the new snapshot
+  local function write_row(rec, values, t, ut)
+    for k, v in pairs(values) do rec[k] = v end
+    -- wall-clock fields last, in milliseconds' precision
+    local line = to_json(rec):gsub('}$', string.format(',"time":%.3f,"unix_time":%.3f}', t, ut))
+    metrics:write(line, '\n'); metrics:flush()
+  end
+  local function check_finite(values, epoch, step_index)
+    for k, v in pairs(values) do
+      if v ~= v or math.abs(v) == math.huge then
+        local desc = {}
+        for n, u in pairs(values) do desc[#desc + 1] = string.format('%s=%.6g', n, u) end
+        table.sort(desc)
+        error(string.format('train: non-finite loss %s at epoch %d, step %d (%s); stopped without saving — ' ..
+          'the last good checkpoint is %s', k, epoch, step_index, table.concat(desc, ', '), ckpt_path), 0)
+      end
+    end
+  end
   local function finish_step(ctx, values, epoch, it)
     opt:step()
     if opts.after_step then opts.after_step(ctx) end
     global_step = global_step + 1
     last_losses = values
     local rec = {step = global_step, epoch = epoch, epoch_f = epoch + (it + 1) / iters, lr = opt.param_groups[1].lr}
-    for k, v in pairs(values) do rec[k] = v end
-    -- wall-clock fields last, in milliseconds' precision
-    local line = to_json(rec):gsub('}$', string.format(',"time":%.3f,"unix_time":%.3f}', train_time(), unix_time()))
-    metrics:write(line, '\n'); metrics:flush()
+    write_row(rec, values, train_time(), unix_time())
     state = snapshot()
+  end
+
+  -- On a device whose memory the host cannot read (a GPU, the sim test device) the losses of each step stay there:
+  -- each step's are stacked into one small tensor, and the pending rows are read with one copy per log line
+  -- (and before a checkpoint, a plot, the end). The NaN check goes with that read and still names the step; the
+  -- steps after a bad one have then run, but nothing is saved.
+  local pending, loss_names = {}, nil
+  local function flush_losses()
+    if #pending == 0 then return end
+    local vecs = {}
+    for i, p in ipairs(pending) do vecs[i] = p.losses end
+    local rows = dama.no_grad(function() return dama.stack(vecs, 0) end):cpu():totable()   -- the one read
+    local list = pending
+    pending = {}
+    for i, p in ipairs(list) do
+      local values = {}
+      for j, n in ipairs(loss_names) do values[n] = rows[i][j] end
+      check_finite(values, p.epoch, p.step_index)
+      write_row(p.rec, values, p.time, p.unix)
+      last_losses = values
+    end
+  end
+  local function finish_step_deferred(ctx, losses, epoch, it)
+    opt:step()
+    if opts.after_step then opts.after_step(ctx) end
+    pending[#pending + 1] = {losses = losses, epoch = epoch, step_index = global_step, time = train_time(),
+                             unix = unix_time(),
+                             rec = {step = global_step + 1, epoch = epoch, epoch_f = epoch + (it + 1) / iters,
+                                    lr = opt.param_groups[1].lr}}
+    global_step = global_step + 1
+    state = snapshot()
+  end
+  local base_save = save_checkpoint
+  save_checkpoint = function(reason, st)
+    flush_losses()   -- every finished step's row is on disk before the checkpoint that counts it
+    return base_save(reason, st)
   end
 
   local function run()
@@ -381,26 +431,34 @@ function T.train(cfg, loader, model, step, opts)
         opt:zero_grad()
         local ctx = {epoch = epoch, iter = it, step = global_step, epoch_f = epoch_f, cfg = cfg, y = y}
         local total, parts = step(x, ctx)
-        local values = {total = item(total)}
-        for k, v in pairs(parts or {}) do values[k] = item(v) end
-        for k, v in pairs(values) do
-          if v ~= v or math.abs(v) == math.huge then
-            local desc = {}
-            for n, u in pairs(values) do desc[#desc + 1] = string.format('%s=%.6g', n, u) end
-            table.sort(desc)
-            error(string.format('train: non-finite loss %s at epoch %d, step %d (%s); stopped without saving — ' ..
-              'the last good checkpoint is %s', k, epoch, global_step, table.concat(desc, ', '), ckpt_path), 0)
-          end
-        end
-        total:backward()
-        host.critical(finish_step, ctx, values, epoch, it)
         if not names then
           names = {}
-          for k in pairs(values) do if k ~= 'total' then names[#names + 1] = k end end
+          for k in pairs(parts or {}) do if k ~= 'total' then names[#names + 1] = k end end
           table.sort(names)
           names[#names + 1] = 'total'
+          loss_names = names
         end
         local log_every = cfg.log_every or 10
+        if total:is_host() then
+          local values = {total = item(total)}
+          for k, v in pairs(parts or {}) do values[k] = item(v) end
+          check_finite(values, epoch, global_step)
+          total:backward()
+          host.critical(finish_step, ctx, values, epoch, it)
+        else
+          local vec = dama.no_grad(function()
+            local list = {}
+            for j, n in ipairs(loss_names) do
+              local v = n == 'total' and total or parts[n]
+              list[j] = (type(v) == 'number' and total:new_full({}, v) or v:detach()):float()
+            end
+            return dama.stack(list, 0)
+          end)
+          total:backward()
+          host.critical(finish_step_deferred, ctx, vec, epoch, it)
+          if global_step % log_every == 0 or global_step == 1 or global_step >= max_steps then flush_losses() end
+        end
+        local values = last_losses
         if global_step % log_every == 0 or global_step == 1 then
           local t = now()
           local sps = (global_step - step_last) * batch / math.max(t - t_last, 1e-9)
@@ -417,6 +475,7 @@ function T.train(cfg, loader, model, step, opts)
         elseif ckpt_seconds > 0 and now() - t_ckpt >= ckpt_seconds then save_checkpoint('minutes', state) end
       end
       -- end of epoch (the grid draws random masks: it is part of what a resumed run repeats)
+      flush_losses()
       if names then plot_history(loss_plot, read_metrics(metrics_path), names, cfg) end
       local ge = cfg.grid_every or 0
       if opts.visualize and ge > 0 and ((epoch + 1) % ge == 0 or epoch + 1 == epochs) then
@@ -430,23 +489,27 @@ function T.train(cfg, loader, model, step, opts)
   end
 
   local ok, res = pcall(run)
-  metrics:close()
   if not ok then
     if tostring(res):find('interrupted') then
       local sig = host.take_interrupt() or 'SIGINT'
-      -- held as a critical section: a second signal waits until the checkpoint is complete
+      -- held as a critical section: a second signal waits until the checkpoint is complete (the pending loss rows
+      -- of a device run are written first, so metrics.jsonl and the checkpoint agree)
       local saved = false
       local sok, serr = pcall(host.critical, function()
         save_checkpoint('interrupt', state)
         saved = true
       end)
+      metrics:close()
       if not saved then error(sok and res or serr, 0) end
       print(string.format('\ninterrupted at step %d: checkpoint saved to %s (resume with resume=true)', state.step,
         ckpt_path))
       error(sig == 'SIGINT' and 'interrupted' or ('interrupted (' .. sig .. ')'), 0)
     end
+    metrics:close()
     error(res, 0)
   end
+  flush_losses()
+  metrics:close()
   if names then plot_history(loss_plot, read_metrics(metrics_path), names, cfg) end
   save_checkpoint(res, state)
   if opts.visualize and res == 'max_steps' and (cfg.grid_every or 0) > 0 then

@@ -31,6 +31,11 @@ run grid_png 'wrote .*recon_e001.png' "$DAMA" recipes/pretrain_set3.lua preset=t
 run grid_pdf_panels 'wrote .*recon_e002.pdf' "$DAMA" recipes/pretrain_set3.lua preset=tiny epochs=2 grid_every=2 plot_format=pdf grid_channels=panels out="$tmp/pdf"
 run grid_pdf_files '^%PDF-.*%PDF-' bash -c "head -c 5 '$tmp/pdf/loss.pdf'; head -c 5 '$tmp/pdf/recon_e002.pdf'"
 run bad_plot_format "plot_format must be one of 'png', 'svg', 'pdf', got 'jpg'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny plot_format=jpg out='$tmp/jpg'"
+# the sim test device (memory host code cannot read): the same run, bit for bit, and a Lua masking strategy on it
+run sim_run 'parameters on sim:0' "$DAMA" recipes/pretrain_set3.lua preset=tiny device=sim out="$tmp/sim"
+run sim_same_losses '^$' bash -c "diff <(sed 's/,\"time\".*//' '$tmp/sim/metrics.jsonl') <(sed 's/,\"time\".*//' '$tmp/set3/metrics.jsonl')"
+run sim_playground 'done: 4 steps' "$DAMA" recipes/masking_playground.lua preset=tiny max_steps=4 device=sim out="$tmp/mpsim"
+run bad_device "device: expected 'cpu', 'cuda', 'cuda:N' or 'sim', got 'gpu'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny device=gpu out='$tmp/gpu'"
 run linear_probe 'linear probe top-1: [0-9.]+%' "$DAMA" recipes/linear_probe.lua ckpt="$tmp/set3/checkpoint.safetensors" epochs=5 out="$tmp/probe"
 run finetune 'val top-1 [0-9.]+%  \(best [0-9.]+%\)  ETA [0-9]+' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=200 batch=32 ckpt="$tmp/set3/checkpoint.safetensors" out="$tmp/ft"
 run bad_option "unknown option 'epoch'" bash -c "! '$DAMA' recipes/pretrain_set3.lua epoch=3"

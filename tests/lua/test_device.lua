@@ -152,3 +152,29 @@ test('grad clipping on a device reads nothing and scales like the host', functio
   expect_close(n_dev:item(), n_host, 1e-12)
   expect_close(g_dev:totable(), g_host:totable(), 1e-7)
 end)
+
+test('a training step on a device reads the host at most once per log line', function()
+  local out = os.tmpname(); os.remove(out)
+  local cfg = R.config({out = out}, {'preset=tiny', 'device=sim', 'log_every=4', 'epochs=2', 'ckpt_every=0',
+                                     'grid_every=0'})
+  R.device(cfg)
+  dama.manual_seed(cfg.seed)
+  dama.train.prepare_out(cfg)
+  local loader = dama.data.cells(cfg)
+  local model = dama.models.dama(cfg)
+  local reads = {}
+  local saved = dama.get_default_device()
+  dama.reset_device_reads()
+  dama.train(cfg, loader, model, function(x, ctx) return R.step(model, x, cfg, ctx) end, {
+    after_step = function(ctx) reads[#reads + 1] = dama.device_reads() end,
+  })
+  dama.set_default_device(saved)
+  -- reads made by the steps of the first epoch (8 batches): the count after each step, differenced; the loss read
+  -- for the log line falls in the step after it (step 1 and 4 log, then 8 ends the epoch)
+  local per_step = {}
+  for i = 2, 8 do per_step[#per_step + 1] = reads[i] - reads[i - 1] end
+  local total = reads[8] - reads[1]
+  print('device reads per step (steps 2..8): ' .. table.concat(per_step, ' '))
+  expect(total <= 2, 'device reads over steps 2..8 with log_every 4: ' .. total .. ' (' .. table.concat(per_step, ' ') .. ')')
+  os.execute('rm -rf ' .. out)
+end)
