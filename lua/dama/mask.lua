@@ -378,7 +378,7 @@ function Mask:ascii(n, grid_w)
   n = n or 0
   grid_w = grid_w or math.floor(math.sqrt(self.L) + 0.5)
   local m = as(self.mask, 'f32'):cpu()
-  local p = m:data()
+  local p = m:data()   -- the host copy
   local kept = {}
   local ik = self.ids_keep:cpu()
   for k = 0, self.K - 1 do kept[ik:get(n, k)] = true end

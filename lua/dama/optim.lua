@@ -464,7 +464,7 @@ function M.clip_grad_norm(params, max_norm)
     local g = grad_of(p)
     if g ~= nil and g:numel() > 0 then
       check_f32(g, 'the gradient', tostring(i - 1))
-      call(C.dama_l2_norm, normbox, g:data(), g:numel())
+      call(C.dama_l2_norm, normbox, g:data(), g:numel())   -- host-only path (devices: _clip_grad_norm_device)
       sq = sq + normbox[0] * normbox[0]
       grads[#grads + 1] = g
     end
@@ -473,7 +473,7 @@ function M.clip_grad_norm(params, max_norm)
   if max_norm and total == total and total < math.huge then
     local coef = max_norm / (total + 1e-6)
     if coef < 1 then
-      for _, g in ipairs(grads) do call(C.dama_scale_inplace, g:data(), g:numel(), coef) end
+      for _, g in ipairs(grads) do call(C.dama_scale_inplace, g:data(), g:numel(), coef) end   -- host tensors
     end
   end
   return total

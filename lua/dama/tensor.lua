@@ -199,7 +199,7 @@ function Tensor.data(t)
   if C.dama_is_contiguous(c) == 0 then
     error('data: tensor is not contiguous (strides ' .. table.concat(t:stride(), ',') .. '); call contiguous() first', 2)
   end
-  return ffi.cast(CTYPE[c.dtype], C.dama_data_ptr(c))
+  return ffi.cast(CTYPE[c.dtype], C.dama_data_ptr(c))   -- host tensors only (checked above)
 end
 
 -- ---------------------------------------------------------------- creation

@@ -178,3 +178,28 @@ test('a training step on a device reads the host at most once per log line', fun
   expect(total <= 2, 'device reads over steps 2..8 with log_every 4: ' .. total .. ' (' .. table.concat(per_step, ' ') .. ')')
   os.execute('rm -rf ' .. out)
 end)
+
+test('no raw pointer reaches a kernel from lua/dama or recipes outside documented host-only helpers', function()
+  -- every :data() / dama_data_ptr use must say, on its line or the three before, that it works on host memory
+  local root = os.getenv('DAMA_SOURCE_ROOT') or '.'
+  local h = io.popen('cd ' .. root .. " && grep -rn ':data()\\|dama_data_ptr' lua/dama recipes --include=*.lua")
+  local undocumented, n = {}, 0
+  local cache = {}
+  for line in h:lines() do
+    local file, ln, text = line:match('^([^:]+):(%d+):(.*)$')
+    ln = tonumber(ln)
+    if file and not text:match('^%s*%-%-') and not text:match("data = 'x:data%(%)") then
+      n = n + 1
+      if not cache[file] then
+        cache[file] = {}
+        for l in io.lines(root .. '/' .. file) do cache[file][#cache[file] + 1] = l end
+      end
+      local ok = false
+      for k = math.max(1, ln - 3), ln do if cache[file][k]:lower():find('host', 1, true) then ok = true end end
+      if not ok then undocumented[#undocumented + 1] = file .. ':' .. ln end
+    end
+  end
+  h:close()
+  expect(n > 0, 'the scan found the host-only helpers')
+  expect(#undocumented == 0, 'raw pointers without a host-only note: ' .. table.concat(undocumented, ', '))
+end)

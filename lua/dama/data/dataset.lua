@@ -218,7 +218,7 @@ function M.npy(path, opts)
         l:shape_string(), arr:size(0), path, arr:size(0)), 2)
     end
     labels = {}
-    local lt = l:to('i64'):contiguous()
+    local lt = l:to('i64'):contiguous():cpu()   -- labels are read on the host
     local p = ffi.cast('int64_t*', lt:data())
     for i = 1, lt:size(0) do labels[i] = tonumber(p[i - 1]) end
   elseif type(opts.labels) == 'table' then

@@ -112,7 +112,7 @@ function M.write_tiff_fast(path, t)
   local f, err = io.open(path, 'wb')
   if not f then error(string.format("write_tiff_fast: cannot write '%s': %s", path, err), 2) end
   f:write('II', u16(42), u32(ifd_off))
-  f:write(ffi.string(ffi.cast('const char*', t:data()), nbytes))
+  f:write(ffi.string(ffi.cast('const char*', t:data()), nbytes))   -- t is the host copy made above
   if nbytes % 2 == 1 then f:write('\0') end
   f:write(u16(ntags), table.concat(tags), u32(0), table.concat(extra))
   f:close()

@@ -127,6 +127,7 @@ function Loader:next()
   local x = tensor.empty({B, self.shape[1], self.shape[2], self.shape[3]}, {dtype = 'f32', device = 'cpu'})
   local y = tensor.empty({B}, {dtype = 'i64', device = 'cpu'})
   local n = ffi.new('int64_t[1]')
+  -- the C workers fill these host buffers (host-only by design); the batch moves to the device below
   call(C.dama_loader_next, self.handle, ffi.cast('float*', x:data()), ffi.cast('int64_t*', y:data()), n)
   local got = tonumber(n[0])
   if got == 0 then

@@ -63,7 +63,7 @@ function M.resample_pos_embed(pos, new_grid, cls)
   local src = pos:contiguous():view(n, D):to('f64'):contiguous():cpu()
   local sp = src:data()
   local out = tensor.zeros(ncls + new_grid * new_grid, D, {dtype = 'f64', device = 'cpu'})
-  local op = out:data()
+  local op = out:data()   -- host memory (out was made on the cpu)
   for r = 0, ncls - 1 do for d = 0, D - 1 do op[r * D + d] = sp[r * D + d] end end
   -- per output coordinate: 4 source indices (clamped) and weights
   local scale = g / new_grid
