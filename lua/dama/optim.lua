@@ -189,14 +189,24 @@ end
 
 -- Zero every gradient in place (keeps arena views valid); set_to_none = true drops them instead.
 function Optimizer:zero_grad(set_to_none)
+  -- gradients that lie back to back in one storage (the arena's .grad views) are zeroed by one fill per run
+  local run, run_n = nil, 0
+  local function flush()
+    if run_n > 0 then span(run, run_n):zero_() end
+    run, run_n = nil, 0
+  end
   for _, g in ipairs(self.param_groups) do
     for _, p in ipairs(g.params) do
       local gr = grad_of(p)
       if gr ~= nil then
-        if set_to_none then rawset(p, 'grad', nil) else gr:zero_() end
+        if set_to_none then rawset(p, 'grad', nil)
+        elseif not gr:is_contiguous() then flush(); gr:zero_()
+        elseif run_n > 0 and follows(gr, run, run_n) then run_n = run_n + gr:numel()
+        else flush(); run, run_n = gr, gr:numel() end
       end
     end
   end
+  flush()
 end
 
 -- All parameters, in group order.

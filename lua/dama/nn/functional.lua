@@ -31,6 +31,22 @@ end
 local function empty(like, shape) return raw.new_empty(like, shape, 'f32') end
 local function zeros(like, shape) return raw.new_zeros(like, shape, 'f32') end
 
+-- Where a backward kernel puts the gradient of parameter w (wc: the contiguous f32 tensor the forward used):
+-- straight into w.grad when w is a leaf whose .grad has wc's layout (the kernels accumulate, +=), so nothing is left
+-- for autograd to add and the function returns nil for w; else into fresh zeros (returned for autograd to add).
+-- This removes a zeroed temporary and an add per parameter per step (the arena's .grad views take the sums).
+local function param_grad(w, wc, like)
+  if w ~= nil and w == wc and rawget(w, 'grad_fn') == nil then
+    local g = rawget(w, 'grad')
+    if g ~= nil and raw.type(g) == 'f32' and raw.is_contiguous(g) and raw.numel(g) == raw.numel(w) then
+      return g, true
+    end
+  end
+  return zeros(like, raw.size(wc)), false
+end
+-- the value a backward returns for a parameter: nil when its gradient already went into .grad
+local function ret(buf, in_place) if in_place then return nil end return buf end
+
 local function last_dim(x) local s = raw.size(x) return s[#s], raw.numel(x) / math.max(s[#s], 1), s end
 
 local function check_last(op, x, want, what)
@@ -57,10 +73,11 @@ function F.linear(x, w, b)
   return record('linear', out, {x, w, b, n = 3}, function(g)
     g = c32(g)
     local dx = needs_grad(x) and zeros(x, xs) or nil
-    local dw = needs_grad(w) and zeros(x, ws) or nil
-    local db = (b and needs_grad(b)) and zeros(x, {OC}) or nil
+    local dw, dw_in, db, db_in
+    if needs_grad(w) then dw, dw_in = param_grad(w, wc, x) end
+    if b and needs_grad(b) then db, db_in = param_grad(b, bc, x) end
     call(C.dama_nn_linear_backward, tc(dx), tc(dw), tc(db), tc(g), tc(xc), tc(wc), N, Cin, OC)
-    return dx, dw, db
+    return dx, ret(dw, dw_in), ret(db, db_in)
   end)
 end
 
@@ -78,10 +95,11 @@ function F.layer_norm(x, w, b, eps)
   return record('layer_norm', out, {x, w, b, n = 3}, function(g)
     g = c32(g)
     local dx = needs_grad(x) and zeros(x, xs) or nil
-    local dw = (w and needs_grad(w)) and zeros(x, raw.size(w)) or nil
-    local db = (b and needs_grad(b)) and zeros(x, raw.size(b)) or nil
+    local dw, dw_in, db, db_in
+    if w and needs_grad(w) then dw, dw_in = param_grad(w, wc, x) end
+    if b and needs_grad(b) then db, db_in = param_grad(b, bc, x) end
     call(C.dama_nn_layernorm_backward, tc(dx), tc(dw), tc(db), tc(g), tc(xc), tc(wc), tc(mean), tc(rstd), N, Cn)
-    return dx, dw, db
+    return dx, ret(dw, dw_in), ret(db, db_in)
   end)
 end
 
@@ -248,11 +266,12 @@ function F.patch_embed(imgs, w, b, p)
     g = c32(g)
     local dx = needs_grad(imgs) and zeros(imgs, {N, Cn, H, W}) or nil
     local scratch = dx and empty(imgs, {N * L, Cn * p * p}) or nil
-    local dw = needs_grad(w) and zeros(imgs, raw.size(w)) or nil
-    local db = (b and needs_grad(b)) and zeros(imgs, {D}) or nil
+    local dw, dw_in, db, db_in
+    if needs_grad(w) then dw, dw_in = param_grad(w, wc, imgs) end
+    if b and needs_grad(b) then db, db_in = param_grad(b, bc, imgs) end
     call(C.dama_nn_patch_embed_backward, tc(dx), tc(dw), tc(db), tc(g), tc(col), tc(wc), tc(scratch),
          N, Cn, H, W, p, D)
-    return dx, dw, db
+    return dx, ret(dw, dw_in), ret(db, db_in)
   end)
 end
 
