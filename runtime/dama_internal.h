@@ -28,6 +28,8 @@ void dama_memory_count_tensor(int delta);
 /* A new tensor header over existing storage (storage is retained). */
 dama_status dama_tensor_view_of(dama_tensor **out, dama_storage *st, int64_t offset, int32_t ndim,
                                 const int64_t *shape, const int64_t *strides, dama_dtype dtype);
+/* "[d0, d1, ...]" for a shape given as dims (dama_shape_str formats a tensor's). */
+const char *dama_dims_str(int32_t nd, const int64_t *shape, char *buf, size_t len);
 /* Contiguous row-major strides for shape. */
 void dama_contiguous_strides(int32_t ndim, const int64_t *shape, int64_t *strides);
 

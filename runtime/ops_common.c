@@ -44,15 +44,6 @@ dama_status ops_check_writable(const char *op, const dama_tensor *t) {
   return DAMA_OK;
 }
 
-const char *ops_shape_str(int32_t nd, const int64_t *shape, char *buf, size_t len) {
-  size_t p = 0;
-  buf[0] = '\0';
-  p += (size_t)snprintf(buf, len, "[");
-  for (int32_t i = 0; i < nd && p < len; i++) p += (size_t)snprintf(buf + p, len - p, i ? ", %lld" : "%lld", (long long)shape[i]);
-  if (p < len) snprintf(buf + p, len - p, "]");
-  return buf;
-}
-
 dama_status ops_wrap_dim(const char *op, int32_t *dim, int32_t ndim) {
   int32_t d = *dim;
   if (!dama_wrap_dim(dim, ndim))

@@ -454,7 +454,7 @@ dama_status dama_cpu_where(dama_tensor **out, const dama_tensor *cond, const dam
   if (dama_broadcast_shapes(cond->ndim, cond->shape, n1, s1, &n2, s2) != DAMA_OK) {
     char sc[160], sab[160];
     return dama_error(DAMA_ERR_SHAPE, "where: condition shape %s and value shape %s cannot be broadcast",
-                      dama_shape_str(cond, sc, sizeof sc), ops_shape_str(n1, s1, sab, sizeof sab));
+                      dama_shape_str(cond, sc, sizeof sc), dama_dims_str(n1, s1, sab, sizeof sab));
   }
   dama_dtype rt = ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype);
   DAMA_TRY(dama_empty(out, n2, s2, rt, a->storage->device));

@@ -40,8 +40,6 @@ dama_dtype ops_promote(dama_dtype a, dama_dtype b);
 dama_status ops_check(const char *op, const char *what, const dama_tensor *t);
 /* An in-place target must not have expanded (stride-0) dims: several elements would share one address. */
 dama_status ops_check_writable(const char *op, const dama_tensor *t);
-/* "[2, 3]" for a raw shape. */
-const char *ops_shape_str(int32_t nd, const int64_t *shape, char *buf, size_t len);
 /* Wrap a dim (negative from the end) or fail with DAMA_ERR_INDEX naming op and the tensor's ndim. */
 dama_status ops_wrap_dim(const char *op, int32_t *dim, int32_t ndim);
 /* Broadcast two tensors' shapes; the error names op and both shapes. */

@@ -1,11 +1,19 @@
 /* Tensors: refcounted storage, views (shape/strides/offset), creation, reshaping, copies. */
 #include "dama_internal.h"
-#include "ops_internal.h"
 #include "backend.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+const char *dama_dims_str(int32_t nd, const int64_t *shape, char *buf, size_t len) {
+  size_t p = 0;
+  buf[0] = '\0';
+  p += (size_t)snprintf(buf, len, "[");
+  for (int32_t i = 0; i < nd && p < len; i++) p += (size_t)snprintf(buf + p, len - p, i ? ", %lld" : "%lld", (long long)shape[i]);
+  if (p < len) snprintf(buf + p, len - p, "]");
+  return buf;
+}
 
 /* ---- storage and headers ---- */
 
@@ -94,7 +102,7 @@ static dama_status check_shape(const char *op, int32_t ndim, const int64_t *shap
   }
   if (too_big) {
     char sb[200], lb[40];
-    ops_shape_str(ndim, shape, sb, sizeof sb);
+    dama_dims_str(ndim, shape, sb, sizeof sb);
     log2_product_str(ndim, shape, lb, sizeof lb);
     bool has_zero = false;
     for (int32_t i = 0; i < ndim; i++) has_zero |= shape[i] == 0;
@@ -319,14 +327,8 @@ void *dama_kernel_ptr(const dama_tensor *t) {
 }
 
 const char *dama_shape_str(const dama_tensor *t, char *buf, int64_t buflen) {
-  int64_t pos = 0;
   if (buflen <= 0) return buf;
-  buf[0] = '\0';
-  pos += snprintf(buf + pos, (size_t)(buflen - pos), "[");
-  for (int32_t i = 0; i < t->ndim && pos < buflen; i++)
-    pos += snprintf(buf + pos, (size_t)(buflen - pos), i ? ", %lld" : "%lld", (long long)t->shape[i]);
-  if (pos < buflen) snprintf(buf + pos, (size_t)(buflen - pos), "]");
-  return buf;
+  return dama_dims_str(t->ndim, t->shape, buf, (size_t)buflen);
 }
 
 static dama_status element_offset(const char *op, const dama_tensor *t, const int64_t *index, int64_t *off) {
@@ -571,18 +573,11 @@ dama_status dama_unsqueeze(dama_tensor **out, const dama_tensor *t, int32_t dim)
   return derived(out, t, t->offset, t->ndim + 1, sh, st);
 }
 
-static void shape_to_str(int32_t n, const int64_t *s, char *buf, size_t len) {
-  size_t p = 0;
-  p += (size_t)snprintf(buf + p, len - p, "[");
-  for (int32_t i = 0; i < n && p < len; i++) p += (size_t)snprintf(buf + p, len - p, i ? ", %lld" : "%lld", (long long)s[i]);
-  if (p < len) snprintf(buf + p, len - p, "]");
-}
-
 dama_status dama_expand(dama_tensor **out, const dama_tensor *t, int32_t ndim, const int64_t *shape) {
   *out = NULL;
   char a[160], b[160];
   if (ndim < t->ndim || ndim > DAMA_MAX_DIMS) {
-    dama_shape_str(t, a, sizeof a); shape_to_str(ndim, shape, b, sizeof b);
+    dama_shape_str(t, a, sizeof a); dama_dims_str(ndim, shape, b, sizeof b);
     return dama_error(DAMA_ERR_SHAPE, "expand: cannot expand shape %s to %s", a, b);
   }
   int64_t sh[DAMA_MAX_DIMS] = {0}, st[DAMA_MAX_DIMS] = {0};
@@ -601,7 +596,7 @@ dama_status dama_expand(dama_tensor **out, const dama_tensor *t, int32_t ndim, c
   }
   return derived(out, t, t->offset, ndim, sh, st);
 bad:
-  dama_shape_str(t, a, sizeof a); shape_to_str(ndim, shape, b, sizeof b);
+  dama_shape_str(t, a, sizeof a); dama_dims_str(ndim, shape, b, sizeof b);
   return dama_error(DAMA_ERR_SHAPE, "expand: cannot expand shape %s to %s", a, b);
 }
 
@@ -613,7 +608,7 @@ dama_status dama_broadcast_shapes(int32_t na, const int64_t *a, int32_t nb, cons
     int64_t y = i < n - nb ? 1 : b[i - (n - nb)];
     if (x != y && x != 1 && y != 1) {
       char sa[160], sb[160];
-      shape_to_str(na, a, sa, sizeof sa); shape_to_str(nb, b, sb, sizeof sb);
+      dama_dims_str(na, a, sa, sizeof sa); dama_dims_str(nb, b, sb, sizeof sb);
       return dama_error(DAMA_ERR_SHAPE, "shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)", sa, sb, i,
                         (long long)x, (long long)y);
     }
