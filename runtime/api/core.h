@@ -59,7 +59,7 @@ dama_status dama_dtype_parse(const char *name, dama_dtype *out);
 /* Devices. Every tensor's storage lives on one; ops run on their inputs' device (all inputs on one device, else
  * DAMA_ERR_DEVICE naming both) and allocate their outputs there. DAMA_SIM is the test device: the CPU kernels over
  * memory that host code cannot read (dama_data_ptr refuses it; only the backend's copies reach it), so a host-only
- * path that would break on a GPU fails a test on any machine. A backend registers itself (runtime/backend.h). */
+ * path that would break on a GPU fails a test on any machine. A backend registers itself (runtime/core/backend.h). */
 typedef enum dama_device_type { DAMA_CPU = 0, DAMA_CUDA = 1, DAMA_SIM = 2, DAMA_NUM_DEVICE_TYPES = 3 } dama_device_type;
 typedef struct dama_device { int32_t type; int32_t index; } dama_device;
 

@@ -1,8 +1,8 @@
 /* Element-wise ops: binary/scalar/unary/clamp/where/fills/count_nonfinite, all dtypes, broadcasting,
  * non-contiguous inputs, in-place variants and every class of bad input. */
 #include "test_ops_util.h"
-#include "dama_internal.h"
-#include "ops_internal.h"
+#include "core/dama_internal.h"
+#include "cpu/ops_internal.h"
 
 static const int64_t S23[2] = {2, 3}, S3[1] = {3}, S2[1] = {2};
 
