@@ -7,10 +7,26 @@
 -- fine-tuning pools the same way, spec §6.2), or the cls token (pool = 'cls'). The linear probe
 -- standardises features with the training set's mean and std, then trains one Linear layer with AdamW
 -- and cross-entropy, and reports top-1 accuracy (%) on the test set.
+--
+-- Devices: everything here runs on the device of its inputs (the model's parameters, the loader's batches, the
+-- features). The steps keep their losses and counts there and read them with one copy where a number is needed
+-- on the host: once per log line and once at the end of an epoch while fine-tuning, once per evaluation
+-- (E.top1, the probe's accuracies), so a GPU is never stalled by a host read per batch.
 local dama = require 'dama'
 local F = require 'dama.nn.functional'
 
 local E = {}
+
+-- device(cfg) -> the canonical name of the device an evaluation recipe runs on: cfg.device ('cpu', 'cuda',
+-- 'cuda:N' or 'sim', the test device), else the first GPU when this build and machine have one, else the cpu,
+-- as the pretraining recipes choose (recipes/dama.lua, R.device). It becomes the default device, so the model,
+-- the head, the optimizer state and the loaders' batches are made there. A bad name is dama.device's error
+-- ("device: expected 'cpu', 'cuda', 'cuda:N' or 'sim', got 'gpu'").
+function E.device(cfg)
+  local dev = cfg.device or (dama.cuda_available() and 'cuda' or 'cpu')
+  dama.set_default_device(dev)
+  return dama.get_default_device()
+end
 
 -- Frozen features of every batch of a loader (one pass over its current epoch, in order).
 function E.features(encoder, loader, opts)
@@ -174,26 +190,160 @@ function E.check_load(report, path, allowed_missing, allowed_unexpected)
   return report
 end
 
-function E.accuracy(logits, y)
+-- accuracy_tensor(logits, y) -> the fraction of rows whose arg-max is y, a 0-dim f32 tensor on their device
+-- (no host read); accuracy(logits, y) -> that in percent, as a number (one read).
+function E.accuracy_tensor(logits, y)
   local _, pred = logits:max(1)
-  return pred:eq(y):float():mean():item() * 100
+  return pred:eq(y):float():mean()
+end
+
+function E.accuracy(logits, y)
+  return E.accuracy_tensor(logits, y):item() * 100
+end
+
+-- top1(model, loader) -> top-1 accuracy (%) of a classifier over one pass of a loader (the rest of its current
+-- epoch), in eval mode without gradients (the model's training mode is restored). The correct count is summed on
+-- the batches' device and read once, at the end.
+function E.top1(model, loader)
+  local correct, total = nil, 0
+  local was = model.training
+  model:eval()
+  dama.no_grad(function()
+    for x, y in loader:epoch() do
+      local _, pred = model(x):max(1)
+      local c = pred:eq(y):sum()
+      correct = correct and correct + c or c
+      total = total + y:size(0)
+    end
+  end)
+  if was then model:train() end
+  return 100 * (correct and correct:item() or 0) / math.max(total, 1)   -- the one read
+end
+
+-- ---------------------------------------------------------------- fine-tuning
+
+-- Draws that steer host control flow (mixup's λ, the cutmix switch and box) come from the global generator through
+-- 1-element host tensors: on a device each would otherwise be a read. The generator is one stream whatever the
+-- device, so the draws, and the run, equal the cpu run's.
+local function host_rand() return dama.rand(1, {device = 'cpu'}):item() end
+local function host_randn() return dama.randn(1, {device = 'cpu'}):item() end
+
+-- beta_sample(a) -> a draw from Beta(a, a) = G1 / (G1 + G2), Gamma(a) by Marsaglia–Tsang (boosted for a < 1).
+function E.beta_sample(a)
+  local function gamma(k)
+    local boost = 1
+    if k < 1 then boost = host_rand() ^ (1 / k); k = k + 1 end
+    local d = k - 1 / 3
+    local c = 1 / math.sqrt(9 * d)
+    while true do
+      local z = host_randn()
+      local v = (1 + c * z) ^ 3
+      if v > 0 and math.log(host_rand()) < 0.5 * z * z + d - d * v + d * math.log(v) then
+        return d * v * boost
+      end
+    end
+  end
+  local g1, g2 = gamma(a), gamma(a)
+  return g1 / (g1 + g2)
+end
+
+-- mixup(x, y, n_classes, opts) -> mixed x, soft targets [N, n_classes]: Mixup / CutMix in timm's 'batch' mode
+-- (one λ per batch from Beta(α, α), each batch mixed with itself reversed; cutmix with opts.switch_prob) and label
+-- smoothing. opts: mixup (α, <= 0 off), cutmix (α, <= 0 off), smoothing, switch_prob. The images and targets stay on
+-- x's device; only the scalar draws are on the host.
+function E.mixup(x, y, n_classes, opts)
+  local N = x:size(0)
+  local onehot = x:new_zeros({N, n_classes}):scatter_(1, y:view(N, 1), 1)
+  local soft = onehot * (1 - opts.smoothing) + opts.smoothing / n_classes
+  if opts.mixup <= 0 and opts.cutmix <= 0 then return x, soft end
+  local use_cut = opts.cutmix > 0 and (opts.mixup <= 0 or host_rand() < opts.switch_prob)
+  local lam = E.beta_sample(use_cut and opts.cutmix or opts.mixup)
+  local reverse = dama.arange(N - 1, -1, -1, {dtype = 'i64', device = x.device})
+  local flipped = x:index_select(0, reverse)
+  if use_cut then
+    local H, W = x:size(2), x:size(3)
+    local r = math.sqrt(1 - lam)
+    local ch, cw = math.floor(H * r), math.floor(W * r)
+    local cy, cx = math.floor(host_rand() * H), math.floor(host_rand() * W)
+    local y0, y1 = math.max(cy - math.floor(ch / 2), 0), math.min(cy + math.floor(ch / 2), H)
+    local x0, x1 = math.max(cx - math.floor(cw / 2), 0), math.min(cx + math.floor(cw / 2), W)
+    x = x:clone()
+    if y1 > y0 and x1 > x0 then
+      x:narrow(2, y0, y1 - y0):narrow(3, x0, x1 - x0):copy_(flipped:narrow(2, y0, y1 - y0):narrow(3, x0, x1 - x0))
+    end
+    lam = 1 - (y1 - y0) * (x1 - x0) / (H * W)
+  else
+    x = x * lam + flipped * (1 - lam)
+  end
+  local soft_flipped = soft:index_select(0, reverse)
+  return x, soft * lam + soft_flipped * (1 - lam)
+end
+
+-- finetune_epoch(model, opt, loader, o) -> steps: one epoch (the rest of the loader's current one) of supervised
+-- fine-tuning, the step of recipes/finetune.lua: per batch the lr from o.sched at the fractional epoch
+-- (o.epoch + i / batches per epoch), o.mix(x, y) -> inputs and soft targets (E.mixup), soft-target cross-entropy,
+-- backward, an optimizer step. Steps are counted on from o.step (0); every o.log_every-th (20) calls
+-- o.log(step, loss, lr) with that step's loss as a number and the last parameter group's lr.
+-- The losses stay on the model's device: each step's is kept (detached) and the pending ones are read with one
+-- copy per log line and one at the end of the epoch, where each is checked: a NaN or Inf stops the run with an
+-- error naming the step (o.where, e.g. 'repeat 1', is named too); the steps after a bad one have then run. On the
+-- cpu that copy costs nothing and the numbers are the ones an item() per step gives. o.after_step(step), if given,
+-- runs after every step (tests count device reads with it).
+function E.finetune_epoch(model, opt, loader, o)
+  local iters = loader:batches_per_epoch()
+  local step, log_every = o.step or 0, o.log_every or 20
+  local pending = {}
+  local function flush()
+    if #pending == 0 then return end
+    local list = {}
+    for i, p in ipairs(pending) do list[i] = p.loss end
+    local values = dama.stack(list, 0):cpu():totable()   -- the one read: every step since the last one
+    local done = pending
+    pending = {}
+    for i, p in ipairs(done) do
+      local v = values[i]
+      if v ~= v or math.abs(v) == math.huge then
+        error(string.format('finetune: non-finite loss %s at %sepoch %d, step %d; stopped', tostring(v),
+          o.where and (o.where .. ', ') or '', o.epoch + 1, p.step), 0)
+      end
+      if p.log and o.log then o.log(p.step, v, p.lr) end
+    end
+  end
+  for x, y, it in loader:epoch() do
+    o.sched:adjust(opt, o.epoch + it / iters)
+    local xm, target = o.mix(x, y)
+    opt:zero_grad()
+    local loss = F.soft_cross_entropy(model(xm), target)
+    loss:backward()
+    opt:step()
+    step = step + 1
+    local log = step % log_every == 0
+    pending[#pending + 1] = {loss = loss:detach(), step = step, log = log,
+                             lr = opt.param_groups[#opt.param_groups].lr}
+    if log then flush() end
+    if o.after_step then o.after_step(step) end
+  end
+  flush()
+  return step
 end
 
 -- Train a linear classifier on train features; returns test top-1 (%), train top-1 and the layer.
 function E.linear_probe(train_f, train_y, test_f, test_y, opts)
   opts = opts or {}
-  local classes = opts.classes or (math.max(train_y:amax():item(), test_y:amax():item()) + 1)
+  -- the number of classes: opts.classes, else read from the labels (one read: both maxima in one copy)
+  local classes = opts.classes or (dama.stack({train_y:amax(), test_y:amax()}, 0):amax():item() + 1)
   local mu = train_f:mean(0, true)
   local sd = (train_f:var(0, false, true) + 1e-6):sqrt()
   local xtr, xte = (train_f - mu) / sd, (test_f - mu) / sd
   local D = xtr:size(1)
+  local dev = train_f.device
   dama.manual_seed(opts.seed or 0)
-  local head = dama.nn.Linear(D, classes)
+  local head = dama.nn.Linear(D, classes):to(dev)   -- on the features' device (a no-op when it is the default)
   local opt = dama.optim.AdamW(head:parameters(), {lr = opts.lr or 1e-3, weight_decay = opts.wd or 1e-4})
   local N = xtr:size(0)
   local bs = math.min(opts.batch or 256, N)
   for epoch = 1, opts.epochs or 100 do
-    local perm = dama.randperm(N)
+    local perm = dama.randperm(N, {device = dev})
     for s = 0, N - bs, bs do
       local idx = perm:narrow(0, s, bs)
       opt:zero_grad()
@@ -202,12 +352,11 @@ function E.linear_probe(train_f, train_y, test_f, test_y, opts)
       opt:step()
     end
   end
-  local test_acc, train_acc
-  dama.no_grad(function()
-    test_acc = E.accuracy(head(xte), test_y)
-    train_acc = E.accuracy(head(xtr), train_y)
-  end)
-  return test_acc, train_acc, head
+  -- both accuracies on the device, read with one copy
+  local accs = dama.no_grad(function()
+    return dama.stack({E.accuracy_tensor(head(xte), test_y), E.accuracy_tensor(head(xtr), train_y)}, 0)
+  end):cpu():totable()
+  return accs[1] * 100, accs[2] * 100, head
 end
 
 return E
