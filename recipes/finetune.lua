@@ -6,8 +6,10 @@
 -- reference's training augmentation and validation transform. The split is the paper's: a seeded
 -- stratified 60/40 split, repeated `repeats` times (10 in the paper); each repeat reports the best epoch's
 -- top-1, as the reference does ("Max accuracy").
+--   device=cpu|cuda|cuda:N|sim: where the model, head, optimizer state and batches live (default: the GPU when
+--   there is one, else the cpu; sim is the test device). The step never waits on the host there: the losses are
+--   read once per log line (log_every) and at each epoch's end, the validation count once per evaluation.
 local dama = require 'dama'
-local F = require 'dama.nn.functional'
 
 local cfg = dama.config{
   ckpt = 'random', branch = 'base_encoder',
@@ -15,13 +17,18 @@ local cfg = dama.config{
   epochs = 150, warmup = 5, batch = 512, blr = 5e-4, min_lr = 1e-6, layer_decay = 0.65, wd = 0.05,
   drop_path = 0.1, mixup = 0.8, cutmix = 1.0, smoothing = 0.1, switch_prob = 0.5,
   train_fraction = 0.6, repeats = 1, seed = 0, workers = 2, log_every = 20,
-  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'n_samples', 'out'},
+  device = nil,   -- 'cpu', 'cuda', 'cuda:N' or 'sim' (the test device); nil: the GPU when there is one
+  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'n_samples', 'out', 'device'},
   positive = {'blr', 'batch'},
   presets = {
     demo = {arch = 'custom', img = 32, patch = 8, dim = 96, depth = 4, heads = 3, epochs = 5, warmup = 1,
             batch = 64, blr = 1e-3, n_samples = 1000},
   },
 }:override(arg)
+-- the device becomes the default one (a bad name fails here, before any work): model, optimizer state and the
+-- loaders' batches are made there
+local device = dama.eval.device(cfg)
+print('device: ' .. device)
 
 -- encoder settings: from the checkpoint's saved config unless training from scratch
 local enc = cfg:table()
@@ -56,66 +63,9 @@ end
 local n_classes = 0
 for _, l in ipairs(dama.eval.require_labels(ds, 'finetune')) do n_classes = math.max(n_classes, l + 1) end
 
--- Mixup / CutMix (timm's 'batch' mode): one λ per batch from Beta(α, α); cutmix with switch_prob.
-local function beta_sample(a)
-  -- Beta(a, a) = G1 / (G1 + G2) with Gamma(a) by Marsaglia–Tsang (boosted for a < 1)
-  local function gamma(k)
-    local boost = 1
-    if k < 1 then boost = dama.rand(1):item() ^ (1 / k); k = k + 1 end
-    local d = k - 1 / 3
-    local c = 1 / math.sqrt(9 * d)
-    while true do
-      local z = dama.randn(1):item()
-      local v = (1 + c * z) ^ 3
-      if v > 0 and math.log(dama.rand(1):item()) < 0.5 * z * z + d - d * v + d * math.log(v) then
-        return d * v * boost
-      end
-    end
-  end
-  local g1, g2 = gamma(a), gamma(a)
-  return g1 / (g1 + g2)
-end
-
-local function mix(x, y)
-  local N = x:size(0)
-  local onehot = dama.zeros(N, n_classes):scatter_(1, y:view(N, 1), 1)
-  local soft = onehot * (1 - cfg.smoothing) + cfg.smoothing / n_classes
-  if cfg.mixup <= 0 and cfg.cutmix <= 0 then return x, soft end
-  local use_cut = cfg.cutmix > 0 and (cfg.mixup <= 0 or dama.rand(1):item() < cfg.switch_prob)
-  local lam = beta_sample(use_cut and cfg.cutmix or cfg.mixup)
-  local flipped = x:index_select(0, dama.arange(N - 1, -1, -1, 'i64'))
-  if use_cut then
-    local H, W = x:size(2), x:size(3)
-    local r = math.sqrt(1 - lam)
-    local ch, cw = math.floor(H * r), math.floor(W * r)
-    local cy, cx = math.floor(dama.rand(1):item() * H), math.floor(dama.rand(1):item() * W)
-    local y0, y1 = math.max(cy - math.floor(ch / 2), 0), math.min(cy + math.floor(ch / 2), H)
-    local x0, x1 = math.max(cx - math.floor(cw / 2), 0), math.min(cx + math.floor(cw / 2), W)
-    x = x:clone()
-    if y1 > y0 and x1 > x0 then
-      x:narrow(2, y0, y1 - y0):narrow(3, x0, x1 - x0):copy_(flipped:narrow(2, y0, y1 - y0):narrow(3, x0, x1 - x0))
-    end
-    lam = 1 - (y1 - y0) * (x1 - x0) / (H * W)
-  else
-    x = x * lam + flipped * (1 - lam)
-  end
-  local soft_flipped = soft:index_select(0, dama.arange(N - 1, -1, -1, 'i64'))
-  return x, soft * lam + soft_flipped * (1 - lam)
-end
-
-local function evaluate(model, loader)
-  local correct, total = 0, 0
-  model:eval()
-  dama.no_grad(function()
-    for x, y in loader:epoch() do
-      local _, pred = model(x):max(1)
-      correct = correct + pred:eq(y):sum():item()
-      total = total + y:size(0)
-    end
-  end)
-  model:train()
-  return 100 * correct / math.max(total, 1)
-end
+-- Mixup / CutMix (timm's 'batch' mode) with label smoothing: dama.eval.mixup, on the batch's device.
+local mix_opts = {mixup = cfg.mixup, cutmix = cfg.cutmix, smoothing = cfg.smoothing, switch_prob = cfg.switch_prob}
+local function mix(x, y) return dama.eval.mixup(x, y, n_classes, mix_opts) end
 
 local results, per_repeat = {}, {}
 local t0, total_steps, steps_done = dama.eval.now(), nil, 0
@@ -148,21 +98,17 @@ for r = 1, cfg.repeats do
   local best, step, curve = 0, 0, {}
   total_steps = total_steps or iters * cfg.epochs * cfg.repeats
   for epoch = 0, cfg.epochs - 1 do
-    for x, y, it in train:epoch() do
-      sched:adjust(opt, epoch + it / iters)
-      local xm, target = mix(x, y)
-      opt:zero_grad()
-      local loss = F.soft_cross_entropy(model(xm), target)
-      loss:backward()
-      opt:step()
-      step = step + 1
-      steps_done = steps_done + 1
-      if step % cfg.log_every == 0 then
-        print(string.format('repeat %d  epoch %d/%d  step %d  loss %.4f  lr %.3g  %s', r, epoch + 1, cfg.epochs, step,
-          loss:item(), opt.param_groups[#opt.param_groups].lr, dama.eval.eta(steps_done, total_steps, t0)))
-      end
-    end
-    local acc = evaluate(model, val)
+    -- the steps of one epoch (dama.eval.finetune_epoch): the losses stay on the device and are read once per log
+    -- line and at the epoch's end, where a NaN or Inf stops the run naming its step
+    local done_before = steps_done - step
+    step = dama.eval.finetune_epoch(model, opt, train, {epoch = epoch, step = step, sched = sched, mix = mix,
+      log_every = cfg.log_every, where = 'repeat ' .. r,
+      log = function(s, loss, lr)
+        print(string.format('repeat %d  epoch %d/%d  step %d  loss %.4f  lr %.3g  %s', r, epoch + 1, cfg.epochs, s,
+          loss, lr, dama.eval.eta(done_before + s, total_steps, t0)))
+      end})
+    steps_done = done_before + step
+    local acc = dama.eval.top1(model, val)   -- one read per evaluation
     best = math.max(best, acc)
     curve[#curve + 1] = acc
     print(string.format('repeat %d  epoch %d/%d  val top-1 %.2f%%  (best %.2f%%)  %s', r, epoch + 1, cfg.epochs, acc,

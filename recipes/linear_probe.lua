@@ -5,6 +5,9 @@
 -- ckpt=random they come from the command line. Features: mean of the patch tokens after the final norm
 -- (no masking), standardised; a linear layer trained with AdamW; top-1 on a stratified held-out split,
 -- averaged over `repeats` seeded splits (the paper's protocol uses 10 repeats of 60/40).
+--   device=cpu|cuda|cuda:N|sim: where the encoder, features, head, optimizer state and batches live (default: the
+--   GPU when there is one, else the cpu; sim is the test device). Features, the probe's steps and its accuracies
+--   stay there; each split reads its two accuracies with one copy.
 local dama = require 'dama'
 
 local cfg = dama.config{
@@ -12,10 +15,14 @@ local cfg = dama.config{
   arch = 'vit_tiny', img = 64, patch = 16, chans = 3, mask = 0.8,
   train_fraction = 0.6, repeats = 1, seed = 0, epochs = 100, lr = 1e-3, wd = 1e-4, batch = 256,
   pool = 'avg', workers = 2, resize = 'area',
-  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'out'},
+  device = nil,   -- 'cpu', 'cuda', 'cuda:N' or 'sim' (the test device); nil: the GPU when there is one
+  optional = {'data', 'labels', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'out', 'device'},
   choices = {pool = {'avg', 'cls'}, resize = {'area', 'linear'}},
   positive = {'lr', 'batch'},
 }:override(arg)
+-- the device becomes the default one (a bad name fails here, before any work): encoder, head and batches go there
+local device = dama.eval.device(cfg)
+print('device: ' .. device)
 
 -- the encoder
 local enc_cfg = cfg:table()
@@ -52,7 +59,9 @@ else
   ds = dama.data.ImageFolder(cfg.data)
 end
 
-dama.eval.require_labels(ds, 'linear_probe')
+-- the classes from the host's label list (no device read): max label + 1, as the two parts' labels give
+local n_classes = 0
+for _, l in ipairs(dama.eval.require_labels(ds, 'linear_probe')) do n_classes = math.max(n_classes, l + 1) end
 local accs, per_split, t0 = {}, {}, dama.eval.now()
 for r = 1, cfg.repeats do
   local parts = dama.data.stratified_split(ds, cfg.train_fraction, cfg.seed + r)
@@ -65,7 +74,8 @@ for r = 1, cfg.repeats do
   local ftr, ytr = feats(parts[1])
   local fte, yte = feats(parts[2])
   local acc, train_acc = dama.eval.linear_probe(ftr, ytr, fte, yte, {epochs = cfg.epochs, lr = cfg.lr, wd = cfg.wd,
-                                                                      batch = cfg.batch, seed = cfg.seed + r})
+                                                                      batch = cfg.batch, seed = cfg.seed + r,
+                                                                      classes = n_classes})
   accs[#accs + 1] = acc
   per_split[#per_split + 1] = {split = r, train = ytr:size(0), test = yte:size(0), top1 = acc, train_top1 = train_acc}
   print(string.format('split %d/%d: train %d, test %d cells; top-1 %.2f%% (train %.2f%%)  %s', r, cfg.repeats,

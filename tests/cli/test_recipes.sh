@@ -38,6 +38,25 @@ run sim_playground 'done: 4 steps' "$DAMA" recipes/masking_playground.lua preset
 run bad_device "device: expected 'cpu', 'cuda', 'cuda:N' or 'sim', got 'gpu'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny device=gpu out='$tmp/gpu'"
 run linear_probe 'linear probe top-1: [0-9.]+%' "$DAMA" recipes/linear_probe.lua ckpt="$tmp/set3/checkpoint.safetensors" epochs=5 out="$tmp/probe"
 run finetune 'val top-1 [0-9.]+%  \(best [0-9.]+%\)  ETA [0-9]+' "$DAMA" recipes/finetune.lua preset=demo epochs=2 n_samples=200 batch=32 ckpt="$tmp/set3/checkpoint.safetensors" out="$tmp/ft"
+# the evaluation recipes on the sim test device: the same printed losses and top-1s and the same results.json
+# (splits and summary) as the cpu run, bit for bit; a bad device= is the pretraining recipes' error
+eval_numbers() { # run folder: its log (<folder>.txt) loss and top-1 lines without the ETA, results.json's numbers
+  grep -E 'loss|top-1' "$1.txt" | sed 's/  ETA .*//'
+  "$DAMA" -e "local r = dama.json.decode(io.open('$1/results.json'):read('*a')); print(dama.json.encode({splits = r.splits, summary = r.summary}))"
+}
+same_numbers() { # cpu-folder sim-folder
+  diff <(eval_numbers "$1") <(eval_numbers "$2") && [ "$(eval_numbers "$1" | grep -c 'top-1')" -gt 0 ] && echo identical
+}
+ft_args="preset=demo epochs=2 n_samples=200 batch=32 log_every=1 ckpt=$tmp/set3/checkpoint.safetensors"
+run finetune_cpu 'step 6  loss [0-9.]+' bash -c "set -o pipefail; '$DAMA' recipes/finetune.lua $ft_args device=cpu out='$tmp/ftc' | tee '$tmp/ftc.txt'"
+run finetune_sim 'device: sim:0' bash -c "set -o pipefail; '$DAMA' recipes/finetune.lua $ft_args device=sim out='$tmp/fts' | tee '$tmp/fts.txt'"
+run finetune_sim_same '^identical$' same_numbers "$tmp/ftc" "$tmp/fts"
+probe_args="ckpt=$tmp/set3/checkpoint.safetensors epochs=5 repeats=2"
+run probe_cpu 'split 2/2: .* top-1 [0-9.]+%' bash -c "set -o pipefail; '$DAMA' recipes/linear_probe.lua $probe_args device=cpu out='$tmp/prc' | tee '$tmp/prc.txt'"
+run probe_sim 'device: sim:0' bash -c "set -o pipefail; '$DAMA' recipes/linear_probe.lua $probe_args device=sim out='$tmp/prs' | tee '$tmp/prs.txt'"
+run probe_sim_same '^identical$' same_numbers "$tmp/prc" "$tmp/prs"
+run finetune_bad_device "device: expected 'cpu', 'cuda', 'cuda:N' or 'sim', got 'gpu'" bash -c "! '$DAMA' recipes/finetune.lua preset=demo epochs=1 n_samples=64 device=gpu out='$tmp/ftgpu'"
+run probe_bad_device "device: expected 'cpu', 'cuda', 'cuda:N' or 'sim', got 'gpu'" bash -c "! '$DAMA' recipes/linear_probe.lua epochs=1 device=gpu out='$tmp/prgpu'"
 run bad_option "unknown option 'epoch'" bash -c "! '$DAMA' recipes/pretrain_set3.lua epoch=3"
 run bad_choice "mask2 must be one of 'adaptive', 'random', got 'bogus'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny mask2=bogus out='$tmp/bogus'"
 run bad_blr "blr must be a number > 0, got '-1'" bash -c "! '$DAMA' recipes/pretrain_set3.lua preset=tiny blr=-1 out='$tmp/blr'"
