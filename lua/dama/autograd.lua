@@ -547,12 +547,12 @@ end
 -- Tensors are freed by the Lua GC, which sees only their small Lua tables, not the buffers behind
 -- them: without help a step's dead gradients and its freed graph (every saved activation) wait for a
 -- collection long after they are unreachable, and the next forward allocates beside them (ViT-B:
--- 3x the live memory). So backward runs a full collection whenever the runtime's bytes in use grew
--- by GC_SLACK since the last one, and once at the end when the graph it freed was large.
-local ffi = require 'ffi'
+-- 3x the live memory). So backward runs a full collection whenever the bytes held by tensor storage (on every
+-- device together: host, GPU, pinned) grew by GC_SLACK since the last one, and once at the end when the graph it
+-- freed was large. The runtime keeps that total in a counter read here with a plain load, no call per node.
 local C = require('dama.ffi').C
-local mem_box = ffi.new('int64_t[1]')
-local function bytes_in_use() C.dama_memory_stats(mem_box, nil, nil) return tonumber(mem_box[0]) end
+local live_bytes = C.dama_memory_live_bytes()
+local function bytes_in_use() return tonumber(live_bytes[0]) end
 local GC_SLACK = 256 * 2 ^ 20
 
 -- loss:backward([grad], [{retain_graph = true}]): grad defaults to 1 for a one-element loss.
@@ -578,8 +578,7 @@ function Tensor.backward(root, grad, opts)
   local mark = start + GC_SLACK
   local ok, err = pcall(function()
     for k = #order, 1, -1 do
-      -- polled every 16 nodes, not per op (a step has hundreds); 256 MiB of slack makes that fine-grained enough
-      if k % 16 == 0 and bytes_in_use() > mark then
+      if bytes_in_use() > mark then
         collectgarbage()
         mark = bytes_in_use() + GC_SLACK
       end

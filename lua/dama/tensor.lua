@@ -421,16 +421,21 @@ end
 
 local function same_device(a, b) return a.type == b.type and a.index == b.index end
 
--- t:to(dtype), t:to(device) or t:to{dtype =, device =}: t itself when nothing changes, else a new tensor
+-- t:to(dtype), t:to(device) or t:to{dtype =, device =, non_blocking =}: t itself when nothing changes, else a new
+-- tensor. non_blocking = true from pinned host memory (t:pin_memory()) lets the copy run after :to returns (see
+-- dama.Event and the ordering rules at dama_synchronize in runtime/api/core.h); otherwise it changes nothing.
 function Tensor.to(t, what)
-  local dtype, device
-  if type(what) == 'table' and not is_tensor(what) then dtype, device = what.dtype, what.device
+  local dtype, device, non_blocking
+  if type(what) == 'table' and not is_tensor(what) then
+    dtype, device, non_blocking = what.dtype, what.device, what.non_blocking
   elseif is_device_name(what) then device = what
   else dtype = what end
   local r = t
   if device ~= nil then
     local d = parse_device(device)
-    if not same_device(d, cptr(t).storage.device) then r = new1(C.dama_to_device, cptr(t), d) end
+    if not same_device(d, cptr(t).storage.device) then
+      r = new1(non_blocking and C.dama_to_device_async or C.dama_to_device, cptr(t), d)
+    end
   end
   if dtype ~= nil then
     local id = parse_dtype(dtype)
@@ -442,6 +447,55 @@ end
 function Tensor.cpu(t) return t:to('cpu') end
 -- t:cuda([n]) -> t on cuda:n (default 0)
 function Tensor.cuda(t, n) return t:to('cuda:' .. (n or 0)) end
+-- t:pin_memory([device]) -> a copy of host tensor t in pinned memory for copies to `device` (default: the default
+-- device), whose :to{device =, non_blocking = true} may run asynchronously; ordinary host memory where the device
+-- offers none (cpu). t itself when it is already pinned.
+function Tensor.pin_memory(t, device)
+  local c = cptr(t)
+  if c.storage.device.type ~= 0 then error('pin_memory: expected a host tensor, got one on ' .. t.device, 2) end
+  if c.storage.pinned ~= 0 then return t end
+  local d = device ~= nil and parse_device(device) or default_device
+  for i = 0, c.ndim - 1 do shapebuf[i] = c.shape[i] end
+  local r = new1(C.dama_empty_pinned, c.ndim, shapebuf, c.dtype, d)
+  call(C.dama_copy_, cptr(r), c)
+  return r
+end
+-- t:is_pinned() -> whether t lives in pinned host memory
+function Tensor.is_pinned(t) return C.dama_is_pinned(cptr(t)) ~= 0 end
+-- empty_pinned(shape, {dtype =, device =}) -> an uninitialised host tensor in memory pinned for `device`
+function M.empty_pinned(shape, opts)
+  opts = opts or {}
+  local n, s = shape_from('empty_pinned', shape)
+  local d = opts.device ~= nil and parse_device(opts.device) or default_device
+  return new1(C.dama_empty_pinned, n, s, parse_dtype(opts.dtype or 'f32'), d)
+end
+
+local Event = {}
+Event.__index = Event
+local event_box = ffi.new('dama_event *[1]')
+-- Event(device): a mark in the device's queue. ev:record() marks the work issued so far, ev:wait() blocks until it
+-- has run (e.g. before rewriting a pinned buffer whose non_blocking copy was issued before the record).
+function M.Event(device)
+  local d = device ~= nil and parse_device(device) or default_device
+  call(C.dama_event_create, event_box, d)
+  return setmetatable({_e = ffi.gc(event_box[0], C.dama_event_destroy), device = device_name(d)}, Event)
+end
+function Event:record() call(C.dama_event_record, self._e) return self end
+function Event:wait() call(C.dama_event_wait, self._e) return self end
+
+local memstat_box = ffi.new('dama_device_memory[1]')
+-- memory_stats([device]) -> {allocated, peak, cached, total, free} in bytes for one device (default: the default
+-- device): tensor storage held there now and at peak, the allocator's cache, the device's total and free memory.
+function M.memory_stats(device)
+  local d = device ~= nil and parse_device(device) or default_device
+  call(C.dama_device_memory_stats, d, memstat_box)
+  local m = memstat_box[0]
+  return {allocated = tonumber(m.allocated), peak = tonumber(m.peak), cached = tonumber(m.cached),
+          total = tonumber(m.total), free = tonumber(m.free), device = device_name(d)}
+end
+-- empty_cache([device]) -- give the device allocator's cached blocks back (nothing to do on cpu and sim)
+function M.empty_cache(device) call(C.dama_device_empty_cache, device ~= nil and parse_device(device) or default_device) end
+
 -- t:device_of() -> the dama_device cdata of t (t.device is its name)
 function Tensor.device_of(t) return device_value(cptr(t).storage.device) end
 for name, dt in pairs{float = 'f32', double = 'f64', long = 'i64', int = 'i32', byte = 'u8', half = 'f16',

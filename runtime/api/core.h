@@ -70,6 +70,8 @@ typedef struct dama_storage {
   int64_t refcount;
   dama_device device;
   int32_t owns_data;  /* 0 for storage that wraps foreign memory (e.g. an mmap'ed .npy kept alive by `keepalive`) */
+  int32_t pinned;     /* host storage from pinned_for's backend (page-locked on a GPU): async copies to it */
+  dama_device pinned_for;
   void *keepalive;
   void (*release_fn)(void *keepalive);
 } dama_storage;
@@ -99,8 +101,30 @@ int dama_device_host_visible(dama_device dev);
 dama_device dama_tensor_device(const dama_tensor *t);
 /* A contiguous copy of t on dev (t itself, retained, when it is already there and contiguous). */
 dama_status dama_to_device(dama_tensor **out, const dama_tensor *t, dama_device dev);
-/* Wait for the device's queued work (a no-op on cpu and sim). */
+/* Wait for the device's queued work (a no-op on cpu; sim runs its deferred copies).
+ *
+ * Ordering rules. Every device has one queue (a CUDA stream): the ops, kernels and copies issued for it run in
+ * issue order, so a kernel always sees the copies issued before it. A call that returns data to the host
+ * (dama_get, dama_to_device to the cpu, dama_item-like reads) waits for the queue first. Only
+ * dama_to_device_async from pinned host memory returns before its copy has run: its source must not be written
+ * until an event recorded after it has been waited on (or dama_synchronize). */
 dama_status dama_synchronize(dama_device dev);
+/* dama_to_device that may return before the copy has run: from pinned host memory (dama_empty_pinned) to a device
+ * whose backend copies asynchronously; any other case is dama_to_device. See the ordering rules above. */
+dama_status dama_to_device_async(dama_tensor **out, const dama_tensor *t, dama_device dev);
+/* Host tensors in pinned memory for copies to `for_dev` (page-locked memory on a GPU, so copies to it can run
+ * asynchronously and at full bus speed); ordinary host memory where for_dev offers none (cpu). */
+dama_status dama_empty_pinned(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                              dama_device for_dev);
+/* 1 if t's storage is pinned host memory from a device's backend, else 0. */
+int dama_is_pinned(const dama_tensor *t);
+/* Events mark a point in a device's queue: record captures the work issued so far, wait blocks the host until
+ * it has run (cpu: nothing is ever pending). */
+typedef struct dama_event dama_event;
+dama_status dama_event_create(dama_event **out, dama_device dev);
+void dama_event_destroy(dama_event *ev);   /* NULL is fine */
+dama_status dama_event_record(dama_event *ev);
+dama_status dama_event_wait(dama_event *ev);
 /* Device-to-host copies made so far (reads of device memory: dama_get, dama_to_device to cpu, ...), and reset.
  * A training step should make at most one per log interval. */
 int64_t dama_device_reads(void);
@@ -112,6 +136,16 @@ void dama_tensor_release(dama_tensor *t);            /* NULL is fine */
 /* Bytes of storage currently held by tensors, and the peak since start (or the last reset). */
 void dama_memory_stats(int64_t *in_use, int64_t *peak, int64_t *n_tensors);
 void dama_memory_reset_peak(void);
+/* Memory of one device: bytes held by live tensor storage there and their peak (since start or
+ * dama_memory_reset_peak), bytes its allocator keeps cached for reuse (0 where it has no cache), and the device's
+ * total and free bytes (physical memory for cpu; 0 when unknown). Pinned host tensors count as cpu memory. */
+typedef struct dama_device_memory { int64_t allocated, peak, cached, total, free; } dama_device_memory;
+dama_status dama_device_memory_stats(dama_device dev, dama_device_memory *out);
+/* Hand the device allocator's cached blocks back (a no-op where there is no cache). */
+dama_status dama_device_empty_cache(dama_device dev);
+/* Bytes held by live tensor storage on all devices together, as a counter the caller reads with a plain load
+ * (autograd's collection trigger reads it once per graph node, without a call). */
+const int64_t *dama_memory_live_bytes(void);
 /* Make every allocation larger than `bytes` fail with DAMA_ERR_OOM (0 = no limit); for tests of the
  * out-of-memory path and to cap a run's memory. */
 void dama_memory_set_limit(int64_t bytes);

@@ -2,8 +2,10 @@
  * cutorch's THC layer). The runtime reaches a device's memory and kernels only through its table.
  *
  * Shape of the table:
- * - memory: alloc/free (a backend may cache), copies host->device, device->host and device->device, synchronise,
- *   and `kernel_ptr`, the address the backend's own kernels dereference for a storage's data;
+ * - memory: alloc/free (a backend may cache; empty_cache and memory_info report and release its cache), copies
+ *   host->device, device->host and device->device, synchronise, and `kernel_ptr`, the address the backend's own
+ *   kernels dereference for a storage's data; optionally pinned host memory, an asynchronous host->device copy
+ *   from it and events on the device's one queue (the ordering rules are written at dama_synchronize, core.h);
  * - tensor-level ops (dama_backend_ops, first block): the element-wise, reduction, index, sort, join, matmul and RNG
  *   entries take the public functions' arguments after dispatch has checked them for NULL and for one device; each
  *   allocates its outputs on that device;
@@ -148,6 +150,23 @@ typedef struct dama_backend {
   /* the address this backend's kernels use for a storage's data pointer */
   void *(*kernel_ptr)(void *data);
   const dama_backend_ops *ops;
+
+  /* ---- optional: NULL where the device has none (the fallback in brackets) ---- */
+  /* pinned host memory that this device copies from asynchronously [ordinary host memory] */
+  void *(*host_alloc)(int32_t index, int64_t nbytes);
+  void (*host_free)(int32_t index, void *p, int64_t nbytes);
+  /* host->device copy queued on the device's queue, returning before it runs; src is pinned [copy_h2d] */
+  dama_status (*copy_h2d_async)(int32_t index, void *dst, const void *src, int64_t nbytes);
+  /* events on the device's queue: record marks the work issued so far, wait blocks until it has run
+   * [nothing is ever pending: create gives a dummy, record and wait do nothing] */
+  dama_status (*event_create)(int32_t index, void **event);
+  void (*event_destroy)(int32_t index, void *event);
+  dama_status (*event_record)(int32_t index, void *event);
+  dama_status (*event_wait)(int32_t index, void *event);
+  /* the caching allocator: give cached blocks back [nothing cached] */
+  dama_status (*empty_cache)(int32_t index);
+  /* cached bytes, the device's total and free bytes [0, 0, 0] */
+  dama_status (*memory_info)(int32_t index, int64_t *cached, int64_t *total, int64_t *free);
 } dama_backend;
 
 /* Register a backend for its type (the CPU and sim backends are built in; cuda/ registers at start-up). */

@@ -22,8 +22,14 @@ static inline bool dama_wrap_dim(int32_t *dim, int32_t ndim) {
 /* Allocation through the tracked allocator: honours the memory limit, counts bytes, 64-byte aligned. */
 void *dama_alloc_bytes(int64_t nbytes);
 void dama_free_bytes(void *p, int64_t nbytes);
+/* The machine's physical memory and what is free of it (0 when the system does not say). */
+void dama_host_memory_info(int64_t *total, int64_t *free_bytes);
 /* Count live tensor headers (+1 on create, -1 on destroy). */
 void dama_memory_count_tensor(int delta);
+/* Count bytes of tensor storage made (+) or released (-) on a device (core/device_memory.c). */
+void dama_storage_count(dama_device dev, int64_t delta);
+/* Reset the per-device peaks to what is held now (dama_memory_reset_peak). */
+void dama_storage_reset_peaks(void);
 
 /* A new tensor header over existing storage (storage is retained). */
 dama_status dama_tensor_view_of(dama_tensor **out, dama_storage *st, int64_t offset, int32_t ndim,

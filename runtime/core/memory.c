@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static _Atomic int64_t bytes_in_use, bytes_peak, bytes_limit, live_tensors;
 
@@ -46,6 +47,15 @@ void dama_memory_stats(int64_t *in_use, int64_t *peak, int64_t *n_tensors) {
   if (n_tensors) *n_tensors = atomic_load(&live_tensors);
 }
 
-void dama_memory_reset_peak(void) { atomic_store(&bytes_peak, atomic_load(&bytes_in_use)); }
+void dama_memory_reset_peak(void) {
+  atomic_store(&bytes_peak, atomic_load(&bytes_in_use));
+  dama_storage_reset_peaks();
+}
 
 void dama_memory_set_limit(int64_t bytes) { atomic_store(&bytes_limit, bytes > 0 ? bytes : 0); }
+
+void dama_host_memory_info(int64_t *total, int64_t *free_bytes) {
+  long page = sysconf(_SC_PAGESIZE), phys = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES);
+  *total = page > 0 && phys > 0 ? (int64_t)page * phys : 0;
+  *free_bytes = page > 0 && avail > 0 ? (int64_t)page * avail : 0;
+}

@@ -21,10 +21,19 @@ static void storage_release(dama_storage *st) {
   if (!st) return;
   if (atomic_fetch_sub((_Atomic int64_t *)&st->refcount, 1) != 1) return;
   if (st->owns_data) {
-    const dama_backend *be = dama_backend_of_type(st->device.type);
-    if (be) be->free(st->device.index, st->data, st->nbytes);
+    const dama_backend *be = dama_backend_of_type(st->pinned ? st->pinned_for.type : st->device.type);
+    if (st->pinned && be && be->host_free) be->host_free(st->pinned_for.index, st->data, st->nbytes);
+    else if (st->pinned) dama_free_bytes(st->data, st->nbytes);
+    else if (be) be->free(st->device.index, st->data, st->nbytes);
+    dama_storage_count(st->device, -st->nbytes);
   } else if (st->release_fn) st->release_fn(st->keepalive);
   free(st);
+}
+
+static dama_status storage_oom(const char *op, int64_t nbytes, dama_device dev, const char *what) {
+  char d[32];
+  return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes of %s on %s", op, (long long)nbytes, what,
+                    dama_device_str(dev, d, sizeof d));
 }
 
 /* Storage of nbytes on dev, from its backend's allocator. */
@@ -34,16 +43,31 @@ static dama_status storage_new(dama_storage **out, int64_t nbytes, const char *o
   dama_storage *st = calloc(1, sizeof *st);
   if (!st) return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating a tensor header", op);
   st->data = be->alloc(dev.index, nbytes);
-  if (!st->data) {
-    free(st);
-    char d[32];
-    return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes on %s", op, (long long)nbytes,
-                      dama_device_str(dev, d, sizeof d));
-  }
+  if (!st->data) { free(st); return storage_oom(op, nbytes, dev, "tensor memory"); }
   st->nbytes = nbytes;
   st->refcount = 1;
   st->device = dev;
   st->owns_data = 1;
+  dama_storage_count(dev, nbytes);
+  *out = st;
+  return DAMA_OK;
+}
+
+/* Host storage of nbytes, pinned by for_dev's backend where it offers pinned memory. */
+static dama_status storage_new_pinned(dama_storage **out, int64_t nbytes, const char *op, dama_device for_dev) {
+  const dama_backend *be = dama_backend_of_type(for_dev.type);
+  if (!be || !be->host_alloc) return storage_new(out, nbytes, op, dama_cpu());
+  dama_storage *st = calloc(1, sizeof *st);
+  if (!st) return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating a tensor header", op);
+  st->data = be->host_alloc(for_dev.index, nbytes);
+  if (!st->data) { free(st); return storage_oom(op, nbytes, dama_cpu(), "pinned host memory"); }
+  st->nbytes = nbytes;
+  st->refcount = 1;
+  st->device = dama_cpu();
+  st->owns_data = 1;
+  st->pinned = 1;
+  st->pinned_for = for_dev;
+  dama_storage_count(st->device, nbytes);
   *out = st;
   return DAMA_OK;
 }
@@ -135,20 +159,26 @@ dama_status dama_tensor_view_of(dama_tensor **out, dama_storage *st, int64_t off
   return DAMA_OK;
 }
 
-static dama_status new_contiguous(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape,
-                                  dama_dtype dtype, dama_device dev) {
+static dama_status new_contiguous_in(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape,
+                                     dama_dtype dtype, dama_device dev, int pinned) {
   *out = NULL;
   if ((unsigned)dtype >= DAMA_NUM_DTYPES)
     return dama_error(DAMA_ERR_DTYPE, "%s: invalid dtype %d", op, (int)dtype);
   int64_t n = 0;
   DAMA_TRY(check_shape(op, ndim, shape, &n));
   dama_storage *st = NULL;
-  DAMA_TRY(storage_new(&st, n * dama_dtype_size(dtype), op, dev));
+  int64_t nbytes = n * dama_dtype_size(dtype);
+  DAMA_TRY(pinned ? storage_new_pinned(&st, nbytes, op, dev) : storage_new(&st, nbytes, op, dev));
   int64_t strides[DAMA_MAX_DIMS];
   dama_contiguous_strides(ndim, shape, strides);
   dama_status s = dama_tensor_view_of(out, st, 0, ndim, shape, strides, dtype);
   storage_release(st);
   return s;
+}
+
+static dama_status new_contiguous(dama_tensor **out, const char *op, int32_t ndim, const int64_t *shape,
+                                  dama_dtype dtype, dama_device dev) {
+  return new_contiguous_in(out, op, ndim, shape, dtype, dev, 0);
 }
 
 static dama_status check_device(const char *op, dama_device dev) {
@@ -708,6 +738,31 @@ dama_status dama_to_device(dama_tensor **out, const dama_tensor *t, dama_device 
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;
 }
+
+dama_status dama_to_device_async(dama_tensor **out, const dama_tensor *t, dama_device dev) {
+  *out = NULL;
+  if (!t) return dama_error(DAMA_ERR_ARG, "to_device_async: the tensor is NULL");
+  DAMA_TRY(check_device("to_device_async", dev));
+  const dama_backend *bt = dama_backend_of_type(dev.type);
+  const dama_storage *st = t->storage;
+  if (!st->pinned || st->pinned_for.type != dev.type || !bt->copy_h2d_async || !dama_is_contiguous(t))
+    return dama_to_device(out, t, dev);
+  DAMA_TRY(new_contiguous(out, "to_device_async", t->ndim, t->shape, (dama_dtype)t->dtype, dev));
+  int64_t nbytes = dama_numel(t) * dama_dtype_size((dama_dtype)t->dtype);
+  const char *src = (const char *)st->data + t->offset * dama_dtype_size((dama_dtype)t->dtype);
+  dama_status s = nbytes > 0 ? bt->copy_h2d_async(dev.index, (*out)->storage->data, src, nbytes) : DAMA_OK;
+  if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
+  return s;
+}
+
+dama_status dama_empty_pinned(dama_tensor **out, int32_t ndim, const int64_t *shape, dama_dtype dtype,
+                              dama_device for_dev) {
+  *out = NULL;
+  DAMA_TRY(check_device("empty_pinned", for_dev));
+  return new_contiguous_in(out, "empty_pinned", ndim, shape, dtype, for_dev, 1);
+}
+
+int dama_is_pinned(const dama_tensor *t) { return t && t->storage && t->storage->pinned ? 1 : 0; }
 
 dama_device dama_tensor_device(const dama_tensor *t) { return t->storage->device; }
 

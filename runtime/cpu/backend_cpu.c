@@ -15,6 +15,12 @@ static dama_status cpu_copy(int32_t index, void *dst, const void *src, int64_t n
 }
 static dama_status cpu_sync(int32_t index) { (void)index; return DAMA_OK; }
 static void *cpu_kernel_ptr(void *data) { return data; }
+static dama_status cpu_memory_info(int32_t index, int64_t *cached, int64_t *total, int64_t *free_bytes) {
+  (void)index;
+  *cached = 0;
+  dama_host_memory_info(total, free_bytes);
+  return DAMA_OK;
+}
 
 /* The raw CPU loss backwards take dloss by value; the table's take it from (host-addressable) memory. */
 static dama_status cpu_sq_error_backward(float *dpred, float *dtarget, const float *pred, const float *target,
@@ -78,5 +84,5 @@ const dama_backend_ops dama_cpu_ops = {
 const dama_backend dama_backend_cpu = {
   .name = "cpu", .type = DAMA_CPU, .host_visible = 1, .device_count = cpu_count,
   .alloc = cpu_alloc, .free = cpu_free, .copy_h2d = cpu_copy, .copy_d2h = cpu_copy, .copy_d2d = cpu_copy,
-  .synchronize = cpu_sync, .kernel_ptr = cpu_kernel_ptr, .ops = &dama_cpu_ops,
+  .synchronize = cpu_sync, .kernel_ptr = cpu_kernel_ptr, .ops = &dama_cpu_ops, .memory_info = cpu_memory_info,
 };

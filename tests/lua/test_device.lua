@@ -153,6 +153,80 @@ test('grad clipping on a device reads nothing and scales like the host', functio
   expect_close(g_dev:totable(), g_host:totable(), 1e-7)
 end)
 
+test('pinned memory and non_blocking copies: sim really copies late, an event makes it safe to rewrite', function()
+  local x = dama.arange(10, {device = 'cpu'}):float()
+  expect(not x:is_pinned(), 'an ordinary host tensor is not pinned')
+  local p = x:pin_memory('sim')
+  expect(p:is_pinned() and p.device == 'cpu', 'pin_memory gives a pinned host tensor')
+  expect(p:pin_memory('sim') == p, 'pinning a pinned tensor is a no-op')
+  expect(bits_equal(p, x), 'pin_memory copies the values')
+  expect(not x:pin_memory('cpu'):is_pinned(), 'the cpu offers no pinned memory: ordinary host memory')
+  expect_error(function() x:to('sim'):pin_memory() end, 'pin_memory: expected a host tensor, got one on sim:0')
+  -- a late copy: rewriting the source before waiting on an event recorded after the copy sends the new bytes
+  local late = p:to{device = 'sim', non_blocking = true}
+  p:fill_(1)
+  expect_eq(late:cpu():sum():item(), 10, 'the copy ran after the rewrite (as a GPU copy may)')
+  -- the rule: record after the copy, wait before rewriting
+  p:copy_(x)
+  local ok = p:to{device = 'sim', non_blocking = true}
+  local ev = dama.Event('sim'):record()
+  ev:wait()
+  p:fill_(1)
+  expect_eq(ok:cpu():sum():item(), 45, 'waited on the event: the device holds the values of the copy')
+  -- a kernel on the device orders after the copies issued before it
+  p:copy_(x)
+  local k = p:to{device = 'sim', non_blocking = true}:mul(2)
+  p:fill_(0)
+  expect_eq(k:cpu():sum():item(), 90, 'a kernel issued after the copy saw its bytes')
+  -- non_blocking from ordinary memory, or to the cpu, is an ordinary copy
+  local plain = x:to{device = 'sim', non_blocking = true}
+  x:fill_(0)
+  expect_eq(plain:cpu():sum():item(), 45)
+  expect(dama.empty_pinned({2, 3}, {dtype = 'i64', device = 'sim'}):is_pinned())
+end)
+
+test('memory per device: allocated and peak follow tensor storage; the live-bytes counter needs no call', function()
+  collectgarbage(); collectgarbage()
+  local live = dama.C.dama_memory_live_bytes()
+  local before, sim0, cpu0 = tonumber(live[0]), dama.memory_stats('sim'), dama.memory_stats('cpu')
+  local t = dama.zeros(1000, {device = 'sim'})   -- f32
+  local sim1 = dama.memory_stats('sim')
+  expect_eq(sim1.allocated - sim0.allocated, 4000, 'sim bytes held')
+  expect(sim1.peak >= sim1.allocated, 'peak >= allocated')
+  expect_eq(tonumber(live[0]) - before, 4000, 'the all-device counter moved with it')
+  local h = dama.empty_pinned({250}, {device = 'sim'})
+  expect_eq(dama.memory_stats('cpu').allocated - cpu0.allocated, 1000, 'pinned host memory is cpu memory')
+  expect_eq(tonumber(live[0]) - before, 5000, 'pinned host memory counts too')
+  t:free(); h:free()
+  expect_eq(tonumber(live[0]), before, 'freed storage leaves the counter')
+  local c = dama.memory_stats('cpu')
+  expect(c.total > 0 and c.free > 0 and c.free <= c.total, 'cpu total/free from the system')
+  expect_eq(c.cached, 0)
+  dama.empty_cache('sim'); dama.empty_cache('cpu')
+  expect_error(function() dama.memory_stats('sim:2') end, 'sim:2 is not available')
+end)
+
+test('the loader stages device batches in pinned memory and gives the cpu loader\'s batches', function()
+  local cfg = R.config({}, {'preset=tiny', 'workers=1'})
+  local function batches(dev)
+    cfg.device = dev
+    local L = dama.data.cells(cfg)
+    L.device = dev
+    local xs, ys = {}, {}
+    -- take three batches before using any: with two staging slots, the third reuses the first slot, so its copy
+    -- must have run first (the event wait); on sim a copy runs only when the device next works
+    for i = 1, 3 do xs[i], ys[i] = L:next() end
+    return xs, ys, L
+  end
+  local hx, hy = batches('cpu')
+  local dx, dy, L = batches('sim')
+  for i = 1, 3 do
+    expect_eq(dx[i].device, 'sim:0')
+    expect(bits_equal(dx[i], hx[i]) and bits_equal(dy[i], hy[i]), 'batch ' .. i .. ' equals the host loader\'s')
+  end
+  expect(L._stages[1].x:is_pinned() and L._stages[2].y:is_pinned(), 'staging buffers are pinned')
+end)
+
 test('a training step on a device reads the host at most once per log line', function()
   local out = os.tmpname(); os.remove(out)
   local cfg = R.config({out = out}, {'preset=tiny', 'device=sim', 'log_every=4', 'epochs=2', 'ckpt_every=0',
