@@ -120,12 +120,41 @@ function Loader:order(epoch)
   return r
 end
 
+-- Host buffers for the next batch. For a host run, new tensors (the caller keeps them). For a device run, a ring
+-- of two pinned staging pairs reused batch after batch: the copy of slot k to the device is issued non_blocking
+-- and an event recorded after it; before the C workers' batch is written into slot k again, the event is waited
+-- on, so the device has read the old bytes (runtime/api/core.h, the ordering rules at dama_synchronize).
+local STAGES = 2
+function Loader:_buffers(dev)
+  local B, shape = self.batch, {self.batch, self.shape[1], self.shape[2], self.shape[3]}
+  if dev == 'cpu' then
+    return tensor.empty(shape, {dtype = 'f32', device = 'cpu'}), tensor.empty({B}, {dtype = 'i64', device = 'cpu'})
+  end
+  local ring = self._stages
+  if not ring or ring.device ~= dev then
+    ring = {device = dev, next = 1}
+    self._stages = ring
+  end
+  local k = ring.next
+  ring.next = k % STAGES + 1
+  local slot = ring[k]
+  if slot then
+    slot.event:wait()
+  else
+    slot = {x = tensor.empty_pinned(shape, {dtype = 'f32', device = dev}),
+            y = tensor.empty_pinned({B}, {dtype = 'i64', device = dev}), event = tensor.Event(dev)}
+    ring[k] = slot
+  end
+  return slot.x, slot.y, slot
+end
+
 -- The next batch (x, y) or nil at the end of an epoch (the cursor then moves to the next epoch). The C workers
--- fill host memory; the batch is then copied once to the loader's device (opts.device, else the default device).
+-- fill host memory (pinned where the device offers it); the batch is then copied once to the loader's device
+-- (opts.device, else the default device), asynchronously from pinned memory.
 function Loader:next()
   local B = self.batch
-  local x = tensor.empty({B, self.shape[1], self.shape[2], self.shape[3]}, {dtype = 'f32', device = 'cpu'})
-  local y = tensor.empty({B}, {dtype = 'i64', device = 'cpu'})
+  local dev = tensor.device(self.device or tensor.get_default_device())
+  local x, y, slot = self:_buffers(dev)
   local n = ffi.new('int64_t[1]')
   -- the C workers fill these host buffers (host-only by design); the batch moves to the device below
   call(C.dama_loader_next, self.handle, ffi.cast('float*', x:data()), ffi.cast('int64_t*', y:data()), n)
@@ -138,9 +167,13 @@ function Loader:next()
     self.reported_bad = bad
     return nil
   end
-  if got < B then x = x:narrow(0, 0, got):contiguous(); y = y:narrow(0, 0, got):contiguous() end
-  local dev = self.device or tensor.get_default_device()
-  if dev ~= 'cpu' then x, y = x:to(dev), y:to(dev) end
+  if got < B then x = x:narrow(0, 0, got); y = y:narrow(0, 0, got) end   -- the leading rows: still contiguous
+  if slot then
+    x, y = x:to{device = dev, non_blocking = true}, y:to{device = dev, non_blocking = true}
+    slot.event:record()
+  elseif got < B then
+    x, y = x:contiguous(), y:contiguous()
+  end
   return x, y
 end
 
