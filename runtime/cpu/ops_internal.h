@@ -1,5 +1,5 @@
-/* Private helpers of the CPU op kernels (runtime/ops_*.c): dtype promotion, compute kinds, typed
- * load/store of element runs, and a strided N-d iterator with an OpenMP + interrupt-polling driver.
+/* Private helpers of the CPU op kernels (runtime/cpu/ops_*.c; the device-independent argument rules are in
+ * core/op_args.h): compute kinds, typed load/store of element runs, and a strided N-d iterator with an OpenMP + interrupt-polling driver.
  *
  * Every element-wise kernel works on one of three "compute kinds": f32 (for f32, bf16, f16), f64, and
  * i64 (for u8, u16, i32, i64). Operands whose storage type is the kind's own type and whose inner stride
@@ -7,7 +7,7 @@
 #ifndef DAMA_OPS_INTERNAL_H
 #define DAMA_OPS_INTERNAL_H
 
-#include "core/dama_internal.h"
+#include "core/op_args.h"
 #include <math.h>
 #include <stdio.h>
 
@@ -33,21 +33,8 @@ static inline dama_dtype ops_kind_dtype(ops_kind k) {
 }
 static inline int ops_kind_size(ops_kind k) { return k == OPS_KF32 ? 4 : 8; }
 
-/* torch-like promotion: float beats int, wider beats narrower, bf16+f16 -> f32, signed int beats u8/u16. */
-dama_dtype ops_promote(dama_dtype a, dama_dtype b);
-
-/* A tensor argument must be non-NULL, a valid dtype, and on the CPU. `what` names it ("a", "index"). */
+/* A tensor argument must be non-NULL, a valid dtype (ops_arg_check), and on cpu or sim. */
 dama_status ops_check(const char *op, const char *what, const dama_tensor *t);
-/* An in-place target must not have expanded (stride-0) dims: several elements would share one address. */
-dama_status ops_check_writable(const char *op, const dama_tensor *t);
-/* Wrap a dim (negative from the end) or fail with DAMA_ERR_INDEX naming op and the tensor's ndim. */
-dama_status ops_wrap_dim(const char *op, int32_t *dim, int32_t ndim);
-/* Broadcast two tensors' shapes; the error names op and both shapes. */
-dama_status ops_broadcast(const char *op, const dama_tensor *a, const dama_tensor *b, int32_t *nd, int64_t *shape);
-/* Do two tensors share storage? (conservative: same storage object) */
-static inline bool ops_same_storage(const dama_tensor *a, const dama_tensor *b) { return a->storage == b->storage; }
-/* Same storage but a different view: an in-place op must copy the reader first. */
-bool ops_overlaps_differently(const dama_tensor *dst, const dama_tensor *src);
 
 /* Convert n elements of dtype t at src (stride in elements) into a contiguous buffer of kind k. */
 void ops_load(ops_kind k, dama_dtype t, const char *src, int64_t stride, int64_t n, void *dst);

@@ -1,0 +1,62 @@
+/* Argument checks and shape/dtype rules shared by every backend's tensor ops (core/op_args.h): promotion,
+ * broadcasting, dim wrapping, in-place target and overlap checks. A backend's kernels call these so an op refuses
+ * the same arguments with the same message on every device. */
+#include "core/op_args.h"
+
+static int dtype_rank_float(dama_dtype t) { return t == DAMA_F64 ? 3 : t == DAMA_F32 ? 2 : 1; }
+
+dama_dtype ops_promote(dama_dtype a, dama_dtype b) {
+  if (a == b) return a;
+  int fa = dama_dtype_is_float(a), fb = dama_dtype_is_float(b);
+  if (fa && !fb) return a;
+  if (fb && !fa) return b;
+  if (fa && fb) {
+    if ((a == DAMA_BF16 && b == DAMA_F16) || (a == DAMA_F16 && b == DAMA_BF16)) return DAMA_F32;
+    return dtype_rank_float(a) >= dtype_rank_float(b) ? a : b;
+  }
+  /* two ints: i64 > i32 > u16 > u8, and any signed int here is wider than any unsigned one */
+  static const int rank[DAMA_NUM_DTYPES] = {0, 0, 0, 0, 1, 2, 3, 4};
+  return rank[a] >= rank[b] ? a : b;
+}
+
+dama_status ops_arg_check(const char *op, const char *what, const dama_tensor *t) {
+  if (!t) return dama_error(DAMA_ERR_ARG, "%s: tensor '%s' is NULL", op, what);
+  if ((unsigned)t->dtype >= DAMA_NUM_DTYPES)
+    return dama_error(DAMA_ERR_DTYPE, "%s: tensor '%s' has an invalid dtype %d", op, what, (int)t->dtype);
+  return DAMA_OK;
+}
+
+dama_status ops_check_writable(const char *op, const dama_tensor *t) {
+  for (int32_t i = 0; i < t->ndim; i++)
+    if (t->shape[i] > 1 && t->strides[i] == 0) {
+      char sh[160];
+      return dama_error(DAMA_ERR_ARG,
+                        "%s: the in-place target of shape %s is expanded (stride 0 in dim %d), so several elements "
+                        "share one memory location; clone it first", op, dama_shape_str(t, sh, sizeof sh), i);
+    }
+  return DAMA_OK;
+}
+
+dama_status ops_wrap_dim(const char *op, int32_t *dim, int32_t ndim) {
+  int32_t d = *dim;
+  if (!dama_wrap_dim(dim, ndim))
+    return dama_error(DAMA_ERR_INDEX, "%s: dim %d is out of range for a tensor with %d dims", op, d, (int)ndim);
+  return DAMA_OK;
+}
+
+dama_status ops_broadcast(const char *op, const dama_tensor *a, const dama_tensor *b, int32_t *nd, int64_t *shape) {
+  if (dama_broadcast_shapes(a->ndim, a->shape, b->ndim, b->shape, nd, shape) != DAMA_OK) {
+    char sa[160], sb[160];
+    return dama_error(DAMA_ERR_SHAPE, "%s: shapes %s and %s cannot be broadcast", op, dama_shape_str(a, sa, sizeof sa),
+                      dama_shape_str(b, sb, sizeof sb));
+  }
+  return DAMA_OK;
+}
+
+bool ops_overlaps_differently(const dama_tensor *dst, const dama_tensor *src) {
+  if (!ops_same_storage(dst, src)) return false;
+  if (dst->offset != src->offset || dst->ndim != src->ndim || dst->dtype != src->dtype) return true;
+  for (int32_t i = 0; i < dst->ndim; i++)
+    if (dst->shape[i] != src->shape[i] || (dst->shape[i] > 1 && dst->strides[i] != src->strides[i])) return true;
+  return false;
+}
