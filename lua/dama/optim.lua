@@ -24,6 +24,15 @@ local is_tensor = tensor.is_tensor
 
 local M = {}
 
+-- Counts of the optimizer kernel calls made so far (one per fused run of parameters): kernel_calls.adamw_step,
+-- .sgd_step, .ema_update, and .grad_fill (the fills of Optimizer:zero_grad). Read-only for callers; tests and benchmarks diff two readings to get calls per step
+-- (reset_kernel_calls() sets them to 0).
+M.kernel_calls = {adamw_step = 0, sgd_step = 0, ema_update = 0, grad_fill = 0}
+function M.reset_kernel_calls()
+  for k in pairs(M.kernel_calls) do M.kernel_calls[k] = 0 end
+end
+local kcalls = M.kernel_calls
+
 local function is_pair(x) return type(x) == 'table' and not is_tensor(x) and type(x[1]) == 'string' and is_tensor(x[2]) end
 
 -- Normalise anything parameter-like into a list of {name = string|nil, param = tensor}.
@@ -192,7 +201,7 @@ function Optimizer:zero_grad(set_to_none)
   -- gradients that lie back to back in one storage (the arena's .grad views) are zeroed by one fill per run
   local run, run_n = nil, 0
   local function flush()
-    if run_n > 0 then span(run, run_n):zero_() end
+    if run_n > 0 then kcalls.grad_fill = kcalls.grad_fill + 1; span(run, run_n):zero_() end
     run, run_n = nil, 0
   end
   for _, g in ipairs(self.param_groups) do
@@ -200,7 +209,7 @@ function Optimizer:zero_grad(set_to_none)
       local gr = grad_of(p)
       if gr ~= nil then
         if set_to_none then rawset(p, 'grad', nil)
-        elseif not gr:is_contiguous() then flush(); gr:zero_()
+        elseif not gr:is_contiguous() then flush(); kcalls.grad_fill = kcalls.grad_fill + 1; gr:zero_()
         elseif run_n > 0 and follows(gr, run, run_n) then run_n = run_n + gr:numel()
         else flush(); run, run_n = gr, gr:numel() end
       end
@@ -331,6 +340,7 @@ function M.AdamW(params, opts)
   self._step_group = function(opt, g)
     local lr, b1, b2, eps, wd = g.lr, g.betas[1], g.betas[2], g.eps, g.weight_decay
     opt:_foreach(g, function(pp, gp, sp, n, step)
+      kcalls.adamw_step = kcalls.adamw_step + 1
       call(C.dama_nn_adamw_step, pp._c, gp._c, sp[1]._c, sp[2]._c, n, lr, b1, b2, eps, wd, step)
     end)
   end
@@ -349,6 +359,7 @@ function M.SGD(params, opts)
       error('SGD: a group has momentum but the optimizer was built without (pass momentum in the options)', 3)
     end
     opt:_foreach(g, function(pp, gp, sp, n, step)
+      kcalls.sgd_step = kcalls.sgd_step + 1
       call(C.dama_nn_sgd_step, pp._c, gp._c, has_buf and sp[1]._c or nil, n, g.lr, g.momentum, g.dampening, g.weight_decay,
         g.nesterov and 1 or 0, step)
     end)
@@ -560,6 +571,7 @@ function EMA:update(momentum)
       if not sh:is_contiguous() or not pc:is_contiguous() then
         error(string.format("EMA: parameter '%s' and its shadow must be contiguous", self.names[i]), 2)
       end
+      kcalls.ema_update = kcalls.ema_update + 1
       call(C.dama_nn_ema_update, sh._c, pc._c, n, m)
     end
   end

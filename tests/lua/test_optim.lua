@@ -191,6 +191,27 @@ test('a flat arena with views steps exactly like separate tensors', function()
   expect_eq(o1.state.a.exp_avg:totable(), o2.state.a.exp_avg:totable())
 end)
 
+test('kernel_calls counts one AdamW / SGD call per fused run and one fill per zero_grad run', function()
+  dama.manual_seed(3)
+  local arena, garena = dama.randn(20), dama.randn(20)
+  local a = arena:narrow(0, 0, 12):view(3, 4); a.grad = garena:narrow(0, 0, 12):view(3, 4)
+  local b = arena:narrow(0, 12, 8); b.grad = garena:narrow(0, 12, 8)
+  local c = param{1, 2, 3}; c.grad = dama.tensor{0.1, 0.2, 0.3}
+  local kc = optim.kernel_calls
+  local opt = optim.AdamW({{'a', a}, {'b', b}, {'c', c}}, {lr = 0.01})
+  local n0, f0 = kc.adamw_step, kc.grad_fill
+  opt:step()
+  expect_eq(kc.adamw_step - n0, 2)   -- a, b back to back in one arena: one call; c on its own: one
+  opt:zero_grad()
+  expect_eq(kc.grad_fill - f0, 2)
+  local sgd = optim.SGD({b, a}, {lr = 0.1, momentum = 0.9})   -- b before a: not one run in this order
+  local s0 = kc.sgd_step
+  sgd:step()
+  expect_eq(kc.sgd_step - s0, 2)
+  optim.reset_kernel_calls()
+  expect_eq(kc.adamw_step, 0); expect_eq(kc.sgd_step, 0); expect_eq(kc.grad_fill, 0)
+end)
+
 test('optimizer state_dict / load_state_dict resume exactly', function()
   local function make()
     dama.manual_seed(11)
