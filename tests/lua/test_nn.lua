@@ -142,6 +142,98 @@ test('arena: sharing a submodule re-homes it, older owner falls back gracefully'
   expect_eq(A.fc.weight[{0, 0}], 0.25)
 end)
 
+-- A tiny MAE whose LayerNorm / bias sizes (24, 20) are not multiples of 16: its default arena has gaps.
+local function odd_mae()
+  return nn.MAE{img = 16, patch = 4, chans = 3, dim = 24, depth = 2, heads = 4, dec_dim = 20, dec_depth = 1,
+                dec_heads = 4}
+end
+local function same_bits(a, b) return a:numel() == b:numel() and a:ne(b):sum():item() == 0 end
+
+test('arena: relayout_arena moves parameters by an order in place (same tensors, same values, packed)', function()
+  dama.manual_seed(7)
+  local m = odd_mae()
+  local x = dama.rand(2, 3, 16, 16)
+  local mobj = dama.mask.random(2, m.num_patches, 0.75, dama.rand(2, m.num_patches))
+  local pred0 = m(x, mobj)
+  local named = m:named_parameters{trainable = true}
+  local before, by_name = {}, {}
+  for i, e in ipairs(named) do
+    local g = rawget(e[2], 'grad')
+    g:copy_(dama.randn(g:numel()):view(g:size()))
+    before[i] = {name = e[1], p = e[2], g = g, val = e[2]:clone(), gval = g:clone()}
+    by_name[e[1]] = before[i]
+  end
+  local arena, garena, len = m.arena, m.grad_arena, m.arena:numel()
+  -- every other parameter, last first; the rest follow in named order
+  local order = {}
+  for i = #named, 1, -2 do order[#order + 1] = named[i][1] end
+  expect(m:relayout_arena(order) == m)
+  expect(m:has_arena())
+  expect(m.arena == arena and m.grad_arena == garena, 'the arena tensors are the same objects')
+  local L = m.arena_layout
+  expect_eq(#L, #named)
+  for i, name in ipairs(order) do expect_eq(L[i].name, name) end
+  local listed = {}
+  for _, n in ipairs(order) do listed[n] = true end
+  local k = #order
+  for _, e in ipairs(named) do
+    if not listed[e[1]] then k = k + 1; expect_eq(L[k].name, e[1]) end
+  end
+  expect_eq(L[1].offset, 0)
+  for i = 2, #L do expect_eq(L[i].offset, L[i - 1].offset + L[i - 1].numel, 'packed: ' .. L[i].name) end
+  for i, n in ipairs(m.arena_order) do expect_eq(n, L[i].name) end
+  -- the same tensor objects, values and gradients bit for bit, now at the new offsets
+  for i, e in ipairs(m:named_parameters{trainable = true}) do
+    local b = before[i]
+    expect(e[2] == b.p, 'same parameter object: ' .. e[1])
+    expect(rawget(e[2], 'grad') == b.g, 'same .grad object: ' .. e[1])
+    expect(same_bits(e[2], b.val), 'value of ' .. e[1])
+    expect(same_bits(b.g, b.gval), 'gradient of ' .. e[1])
+  end
+  for _, l in ipairs(L) do
+    expect(same_bits(arena:narrow(0, l.offset, l.numel), by_name[l.name].val:view(-1)), 'arena holds ' .. l.name)
+    expect(same_bits(garena:narrow(0, l.offset, l.numel), by_name[l.name].gval:view(-1)), 'grad arena ' .. l.name)
+  end
+  local used = L[#L].offset + L[#L].numel
+  expect(used < len, 'the default layout had gaps')
+  expect_eq(arena:narrow(0, used, len - used):abs():sum():item(), 0)
+  expect_eq(garena:narrow(0, used, len - used):abs():sum():item(), 0)
+  -- writes through the arena reach the parameter
+  local w = by_name['blocks.1.norm1.weight']
+  for _, l in ipairs(L) do if l.name == 'blocks.1.norm1.weight' then arena[l.offset + 3] = 42.5 end end
+  expect_eq(w.p[3], 42.5)
+  w.p:copy_(w.val)
+  -- the model computes the same, and backward lands in the moved views
+  expect(same_bits(m(x, mobj), pred0), 'forward unchanged')
+  m:zero_grad()
+  expect_eq(garena:abs():sum():item(), 0)
+  local pred = m(x, mobj)
+  m:loss(x, pred, mobj):backward()
+  local sum = 0
+  for _, b in ipairs(before) do sum = sum + b.g:double():abs():sum():item() end
+  expect(sum > 0)
+  expect_close(garena:double():abs():sum():item(), sum, 1e-9 * sum)
+  -- build_arena{order = ...} on a twin lays it out the same
+  dama.manual_seed(7)
+  local m2 = odd_mae()
+  m2:build_arena{order = order}
+  for i, l in ipairs(m2.arena_layout) do expect_eq(l.offset, L[i].offset, l.name); expect_eq(l.name, L[i].name) end
+  expect_eq(m2.arena:numel(), used)
+  expect(same_bits(m2.arena, arena:narrow(0, 0, used)))
+  -- a move keeps the order
+  local other = m.arena.device == 'cpu' and 'sim' or 'cpu'
+  m2:to(other)
+  expect(m2:has_arena() and m2.arena.device:sub(1, 3) == other)
+  for i, l in ipairs(m2.arena_layout) do expect_eq(l.name, L[i].name) end
+  -- errors
+  expect_error(function() m:relayout_arena{'blocks.0.nope'} end, "%('blocks%.0%.nope'%) is not a parameter")
+  expect_error(function() m:relayout_arena{dama.zeros(2)} end, '%(a tensor%) is not a parameter')
+  expect_error(function() nn.Linear(2, 2):relayout_arena{} end, 'owns no arena')
+  -- a frozen parameter named in the order is skipped (it is not in the arena)
+  m:relayout_arena{'pos_embed', 'norm.bias'}
+  expect_eq(m.arena_layout[1].name, 'norm.bias')
+end)
+
 test('state_dict round trip and load_state_dict errors by name', function()
   dama.manual_seed(1)
   local m1 = small_mae()

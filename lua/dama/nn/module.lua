@@ -25,6 +25,21 @@
 -- gaps are zero and stay zero). zero_grad() is one fill. The constructors of dama.nn.ViT and
 -- dama.nn.MAE call build_arena() themselves.
 --
+-- Laid out by optimizer group (llm.c): model:relayout_arena(order) moves the parameters inside the SAME arena
+-- so that those listed in `order` (names or the parameter tensors) come first, in that order and back to back
+-- with no alignment gaps (the rest follow in named_parameters() order), so a run of them is one span for one
+-- fused optimizer call. Values (and gradients) move with their parameters bit for bit, and every parameter,
+-- its `.grad` view, model.arena and model.grad_arena stay the same tensor objects: each parameter view only
+-- changes its offset into the arena, so an optimizer, an EMA or a state_dict built before still holds the
+-- live tensors (optimizer state is kept per group, by name, and does not move). Views DERIVED from a
+-- parameter before the call (p:t(), p:view(...), tensors saved by an autograd graph) keep the old offset
+-- and read whatever moved there: re-lay between steps, not between forward and backward.
+-- dama.optim.param_groups_weight_decay(model, wd) and param_groups_lrd(model, opts) do it for their
+-- groups. build_arena{order = ...} builds a fresh arena in that order (new tensors, like build_arena()).
+-- A packed arena keeps 16-float alignment for each parameter whose predecessors' sizes are multiples of 16
+-- (all of a ViT's here). model.arena_layout lists the parameters in arena order; model.arena_order names
+-- them when an order was given (nil for the default layout); m:to(device) keeps the order.
+--
 -- Sharing: building an arena re-homes the parameters it covers. If a submodule already lives in
 -- another model's arena (or a model is wrapped in a bigger one that builds its own arena), the
 -- parameters move to the newest arena; the older model notices (has_arena() turns false, its
@@ -313,11 +328,63 @@ local function owners(model)
   return own
 end
 
+-- The trainable parameters {name, tensor} in arena order: those named (or given as tensors) in `order` first,
+-- in that order, then the rest in named_parameters() order. Entries that are parameters of the module but not
+-- trainable (not in an arena) are skipped; anything else is an error.
+local function arena_order(self, named, order, op)
+  if order == nil then return named end
+  if type(order) ~= 'table' or is_tensor(order) then
+    error(string.format('%s: order must be a list of parameter names or tensors, got %s', op, type(order)), 3)
+  end
+  local by_t, by_name = {}, {}
+  for _, e in ipairs(named) do by_t[e[2]] = e end
+  for _, e in ipairs(self:named_modules()) do
+    local prefix, m = e[1], e[2]
+    for _, n in ipairs(m._param_names) do
+      local p = m._parameters[n]
+      if p then by_name[prefix == '' and n or (prefix .. '.' .. n)] = p; by_name[p] = p end
+    end
+  end
+  local out, used = {}, {}
+  for i, x in ipairs(order) do
+    local p = by_name[x]
+    if p == nil then
+      error(string.format("%s: order entry %d (%s) is not a parameter of this module", op, i,
+        is_tensor(x) and 'a tensor' or ("'" .. tostring(x) .. "'")), 3)
+    end
+    local e = by_t[p]
+    if e and not used[p] then used[p] = true; out[#out + 1] = e end
+  end
+  for _, e in ipairs(named) do if not used[e[2]] then out[#out + 1] = e end end
+  return out
+end
+
+-- {name =, offset =, numel =, shape =} per parameter of `list` in that order: 16-float aligned starts by
+-- default, back to back (packed) when an order was given. Returns layout, total length, used elements.
+local function plan_layout(list, packed)
+  local layout, total, used = {}, 0, 0
+  for _, e in ipairs(list) do
+    local n = e[2]:numel()
+    layout[#layout + 1] = {name = e[1], offset = total, numel = n, shape = e[2]:size()}
+    total = total + (packed and n or math.ceil(n / ALIGN) * ALIGN)
+    used = used + n
+  end
+  return layout, total, used
+end
+
+local function order_names(layout)
+  local names = {}
+  for i, L in ipairs(layout) do names[i] = L.name end
+  return names
+end
+
 -- build_arena([opts]): see the header. Returns self. Calling it again rebuilds (e.g. after adding a
 -- head or unfreezing a parameter). opts.free_old = true frees the replaced tensors at once instead of
--- leaving them to the GC (constructors use it; only safe when nobody else holds them).
+-- leaving them to the GC (constructors use it; only safe when nobody else holds them). opts.order: a list
+-- of parameter names or tensors that come first, packed, in that order (see relayout_arena).
 function Module:build_arena(opts)
   local free_old = opts and opts.free_old
+  local order = opts and opts.order
   -- frozen parameters that still view the previous arena get their own memory, so that the old
   -- arena can be released
   local prev = rawget(self, 'arena')
@@ -337,19 +404,15 @@ function Module:build_arena(opts)
       end
     end
   end
-  local named = self:named_parameters{trainable = true}
+  local named0 = self:named_parameters{trainable = true}
+  local named = arena_order(self, named0, order, 'build_arena')
   local own = owners(self)
-  local layout, total, used = {}, 0, 0
   for _, e in ipairs(named) do
-    local p = e[2]
-    if p.dtype ~= 'f32' then
-      error(string.format("build_arena: parameter '%s' is %s, expected f32", e[1], p.dtype), 2)
+    if e[2].dtype ~= 'f32' then
+      error(string.format("build_arena: parameter '%s' is %s, expected f32", e[1], e[2].dtype), 2)
     end
-    local n = p:numel()
-    layout[#layout + 1] = {name = e[1], offset = total, numel = n, shape = p:size()}
-    total = total + math.ceil(n / ALIGN) * ALIGN
-    used = used + n
   end
+  local layout, total, used = plan_layout(named, order ~= nil)
   -- every element is overwritten below unless there are alignment gaps (which must be zero)
   -- on the parameters' device (the first parameter's; all must share it)
   local dev = #named > 0 and named[1][2]:device_of() or nil
@@ -380,11 +443,74 @@ function Module:build_arena(opts)
       old:free()
     end
   end
+  -- _arena_params / _arena_grads stay in named_parameters() order (has_arena() compares against it)
+  if order ~= nil then
+    local pos = {}
+    for i, e in ipairs(named0) do pos[e[2]] = i end
+    local np, ng = {}, {}
+    for i, e in ipairs(named) do np[pos[e[2]]], ng[pos[e[2]]] = params[i], grads[i] end
+    params, grads = np, ng
+  end
   rawset(self, 'arena', arena)
   rawset(self, 'grad_arena', grad_arena)
   rawset(self, 'arena_layout', layout)
+  rawset(self, 'arena_order', order ~= nil and order_names(layout) or nil)
   rawset(self, '_arena_params', params)
   rawset(self, '_arena_grads', grads)
+  return self
+end
+
+-- relayout_arena(order) -> self: re-lay this model's arena in place so that the parameters in `order` (names
+-- or tensors; e.g. an optimizer's groups one after the other) come first, in that order, back to back; the
+-- others follow in named_parameters() order. See the header: the same tensor objects stay valid, values and
+-- gradients move with their parameters bit for bit, derived views do not follow. Needs an arena this model
+-- owns (has_arena()); costs one transient copy of the arena and of the gradient arena.
+function Module:relayout_arena(order)
+  if order == nil then error('relayout_arena: expected a list of parameter names or tensors', 2) end
+  if not self:has_arena() then
+    error(string.format('relayout_arena: %s owns no arena that backs its trainable parameters (build_arena{order ' ..
+      '= ...} builds one in that order)', self.__name), 2)
+  end
+  local arena, garena = rawget(self, 'arena'), rawget(self, 'grad_arena')
+  local ps, gs = rawget(self, '_arena_params'), rawget(self, '_arena_grads')
+  local grad_of = {}
+  for i, p in ipairs(ps) do grad_of[p] = gs[i] end
+  local list = arena_order(self, self:named_parameters{trainable = true}, order, 'relayout_arena')
+  local layout, total = plan_layout(list, true)
+  local a0, g0 = tonumber(arena._c.offset), tonumber(garena._c.offset)
+  local moves, same = {}, true
+  for i, e in ipairs(list) do
+    local p, g = e[2], grad_of[e[2]]
+    if p._c.storage ~= arena._c.storage or g._c.storage ~= garena._c.storage or p._c == arena._c
+       or not p:is_contiguous() or not g:is_contiguous() then
+      error(string.format("relayout_arena: parameter '%s' is not a contiguous view of the arena", e[1]), 2)
+    end
+    local old, gold = tonumber(p._c.offset) - a0, tonumber(g._c.offset) - g0
+    moves[i] = {p = p, g = g, old = old, gold = gold, new = layout[i].offset, n = layout[i].numel}
+    if old ~= layout[i].offset or gold ~= layout[i].offset then same = false end
+  end
+  if not same then
+    local tmp, gtmp = arena:clone(), garena:clone()
+    local len = arena:numel()
+    if total < len then   -- the tail past the packed parameters is a gap: zero, as gaps are
+      arena:narrow(0, total, len - total):zero_()
+      garena:narrow(0, total, len - total):zero_()
+    end
+    for _, m in ipairs(moves) do
+      if m.n > 0 then
+        arena:narrow(0, m.new, m.n):copy_(tmp:narrow(0, m.old, m.n))
+        garena:narrow(0, m.new, m.n):copy_(gtmp:narrow(0, m.gold, m.n))
+      end
+    end
+    tmp:free(); gtmp:free()
+    -- each view keeps its identity (and its shape and strides); only where it starts in the storage changes
+    for _, m in ipairs(moves) do
+      m.p._c.offset = a0 + m.new
+      m.g._c.offset = g0 + m.new
+    end
+  end
+  rawset(self, 'arena_layout', layout)
+  rawset(self, 'arena_order', order_names(layout))
   return self
 end
 
@@ -406,7 +532,7 @@ function Module:has_arena()
   if not ok then
     -- re-homed into another arena, or parameters were added / replaced: drop the stale arena
     rawset(self, 'arena', nil); rawset(self, 'grad_arena', nil); rawset(self, 'arena_layout', nil)
-    rawset(self, '_arena_params', nil); rawset(self, '_arena_grads', nil)
+    rawset(self, 'arena_order', nil); rawset(self, '_arena_params', nil); rawset(self, '_arena_grads', nil)
   end
   return ok
 end
@@ -415,7 +541,8 @@ end
 
 -- m:to(device) -> m: move every parameter and buffer of m and its submodules to device ('cpu', 'cuda', 'sim'),
 -- in place (PyTorch's Module.to). Gradients go with their parameters; a model that had an arena gets a new one
--- on the device (so optimizers must be built after the move, as in PyTorch). Tensors already there stay.
+-- on the device, in the same order (so optimizers must be built after the move, as in PyTorch). Tensors already
+-- there stay.
 function Module:to(device)
   local dev = tensor.device(device)
   local had_arena = self:has_arena()
@@ -440,7 +567,7 @@ function Module:to(device)
       if b ~= nil and b.device ~= dev then m._buffers[name] = b:to(dev) end
     end
   end
-  if had_arena and next(moved) ~= nil then self:build_arena() end
+  if had_arena and next(moved) ~= nil then self:build_arena{order = rawget(self, 'arena_order')} end
   return self
 end
 -- m:cpu() -> m:to('cpu')
