@@ -1,6 +1,6 @@
 -- Optimizers (PyTorch semantics), parameter-group rules (timm / MAE), gradient clipping and EMA.
 --
---   local groups = dama.optim.param_groups_weight_decay(net:named_parameters(), 0.05)   -- timm add_weight_decay
+--   local groups = dama.optim.param_groups_weight_decay(net, 0.05)   -- timm add_weight_decay; net's arena by group
 --   local opt = dama.optim.AdamW(groups, {lr = 3e-4, betas = {0.9, 0.95}})
 --   local sched = dama.schedule.warmup_cosine{lr = 3e-4, warmup_epochs = 40, epochs = 500}
 --   for each iteration: sched:adjust(opt, epoch + it / iters); opt:zero_grad(); loss:backward(); opt:step()
@@ -9,7 +9,8 @@
 -- gradient this step, the parameter is skipped as in PyTorch). They can be one tensor per parameter, or a
 -- flat arena tensor whose `.grad` is the gradient arena, or narrow()ed ranges of it: the math is element-wise.
 -- Parameters whose data, gradient and state lie back to back in memory are updated by one C call
--- (dama_adamw_step / dama_sgd_step from runtime/api/nn.h), so views into one arena cost one call per group.
+-- (dama_adamw_step / dama_sgd_step from runtime/api/nn.h), so views into one arena cost one call per run; an
+-- arena laid out by group (param_groups_weight_decay / param_groups_lrd given the module) is one call per group.
 --
 -- params_or_groups: a list of tensors, a list of {name, tensor} pairs (from named_parameters()), a module
 -- with named_parameters() / parameters(), or a list of groups {params = {...}, names = {...}, lr =, ...}
@@ -25,9 +26,10 @@ local is_tensor = tensor.is_tensor
 local M = {}
 
 -- Counts of the optimizer kernel calls made so far (one per fused run of parameters): kernel_calls.adamw_step,
--- .sgd_step, .ema_update, and .grad_fill (the fills of Optimizer:zero_grad). Read-only for callers; tests and benchmarks diff two readings to get calls per step
--- (reset_kernel_calls() sets them to 0).
+-- .sgd_step, .ema_update, and .grad_fill (the fills of Optimizer:zero_grad). Read-only for callers; tests and
+-- benchmarks diff two readings to get calls per step (reset_kernel_calls() sets them to 0).
 M.kernel_calls = {adamw_step = 0, sgd_step = 0, ema_update = 0, grad_fill = 0}
+-- reset_kernel_calls(): set every count of dama.optim.kernel_calls to 0.
 function M.reset_kernel_calls()
   for k in pairs(M.kernel_calls) do M.kernel_calls[k] = 0 end
 end
@@ -398,8 +400,26 @@ local function set_of(list)
   return s
 end
 
+-- Given a module that owns a flat arena (dama.nn.Module:has_arena()), re-lay the arena so that each group's
+-- parameters are back to back, in group order: then one group is one run for the optimizer's fused step
+-- (Optimizer:_foreach), so AdamW makes one kernel call per group per step, and the whole gradient arena is
+-- still one fill for zero_grad. The parameter tensors keep their identity (Module:relayout_arena), so the
+-- groups returned hold the live views. A module without an arena of its own, or a list of parameters, is
+-- left as it is.
+local function lay_out_by_groups(x, groups)
+  if type(x) ~= 'table' or is_tensor(x) or type(x.relayout_arena) ~= 'function' or not x:has_arena() then return end
+  local order = {}
+  for _, g in ipairs(groups) do
+    for _, p in ipairs(g.params) do order[#order + 1] = p end
+  end
+  x:relayout_arena(order)
+end
+M._lay_out_by_groups = lay_out_by_groups
+
 -- timm's param_groups_weight_decay (add_weight_decay): no decay for params with ndim <= 1, names ending
 -- in '.bias' and names in skip_list; returns {{params, names, weight_decay = 0}, {params, names, weight_decay = wd}}.
+-- named_params: the {name, tensor} list of named_parameters(), or the module itself; a module that owns its
+-- arena has it re-laid by group (lay_out_by_groups above): AdamW makes one call per group, 2 per step.
 function M.param_groups_weight_decay(named_params, weight_decay, skip_list)
   local list = trainable(param_list(named_params, 'param_groups_weight_decay'))
   local skip = set_of(skip_list)
@@ -411,6 +431,7 @@ function M.param_groups_weight_decay(named_params, weight_decay, skip_list)
     g.params[#g.params + 1] = e.param
     g.names[#g.names + 1] = name
   end
+  lay_out_by_groups(named_params, {no_decay, decay})
   return {no_decay, decay}
 end
 
@@ -427,6 +448,8 @@ end
 -- Group per (layer id, decay): lr_scale = layer_decay ^ (num_layers + 1 - id); no decay for ndim == 1 params
 -- and names in the list. Groups come in first-seen order, like the Python dict. The lr_scale is applied by
 -- dama.schedule's adjust(). Each group also has `layer_id` and `group_name` ('layer_3_decay').
+-- named_params: the {name, tensor} list, or the module itself (its arena, when it owns one, is re-laid by
+-- group as in param_groups_weight_decay: one AdamW call per group).
 function M.param_groups_lrd(named_params, opts)
   opts = opts or {}
   local wd = opts.weight_decay or 0.05
@@ -457,6 +480,7 @@ function M.param_groups_lrd(named_params, opts)
     g.params[#g.params + 1] = e.param
     g.names[#g.names + 1] = name
   end
+  lay_out_by_groups(named_params, groups)
   return groups
 end
 

@@ -285,7 +285,8 @@ function T.train(cfg, loader, model, step, opts)
       loader:size()), 2)
   end
 
-  local groups = dama.optim.param_groups_weight_decay(model:named_parameters(), cfg.wd or 0.05)
+  -- given the model, the groups also re-lay its arena by group (decay, no-decay): one AdamW call per group
+  local groups = dama.optim.param_groups_weight_decay(model, cfg.wd or 0.05)
   local opt = dama.optim.AdamW(groups, {lr = lr, betas = cfg.betas or {0.9, 0.95}, weight_decay = cfg.wd or 0.05})
   local sched = dama.schedule.warmup_cosine{lr = lr, min_lr = cfg.min_lr or 0, warmup_epochs = warmup,
                                             epochs = epochs}

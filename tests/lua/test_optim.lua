@@ -389,3 +389,166 @@ test('adamw_10 through dama.nn + autograd + the parameter arena', function()
   end
   for name, t in pairs(net:state_dict()) do expect_close(t, F['final.' .. name], 1e-4, name) end
 end)
+
+-- ---------------------------------------------------------------- the arena laid out by parameter group
+
+local function tiny_mae(arena)
+  local nn = require 'dama.nn'
+  -- LayerNorm / bias sizes 24 and 20 are not multiples of 16, so the default arena has alignment gaps
+  return nn.MAE{img = 16, patch = 4, chans = 3, dim = 24, depth = 2, heads = 4, dec_dim = 20, dec_depth = 1,
+                dec_heads = 4, arena = arena}
+end
+local function bits_equal(a, b) return a:numel() == b:numel() and a:ne(b):sum():item() == 0 end
+local function mae_loss(m, x, mobj) return m:loss(x, m(x, mobj), mobj) end
+
+test('param_groups_weight_decay(model): arena by group, one AdamW call per group, bit-identical to no arena', function()
+  local ok = pcall(require, 'dama.nn')
+  if not ok then skip('dama.nn is not available') end
+  dama.manual_seed(21)
+  local a = tiny_mae()
+  local b = tiny_mae(false)          -- the per-parameter path: every parameter its own tensor
+  b:load_state_dict(a:state_dict())
+  expect(a:has_arena() and not b:has_arena())
+  local ga = optim.param_groups_weight_decay(a, 0.05)
+  local gb = optim.param_groups_weight_decay(b:named_parameters(), 0.05)
+  expect_eq(#ga, 2)
+  expect_eq(ga[1].names, gb[1].names); expect_eq(ga[2].names, gb[2].names)
+  -- the arena holds group 1, then group 2, back to back
+  local k = 0
+  for _, g in ipairs(ga) do
+    for _, n in ipairs(g.names) do k = k + 1; expect_eq(a.arena_layout[k].name, n) end
+  end
+  expect_eq(k, #a.arena_layout)
+  for _, g in ipairs(ga) do
+    for j, p in ipairs(g.params) do expect(p._c.storage == a.arena._c.storage, 'in the arena: ' .. g.names[j]) end
+  end
+  local oa = optim.AdamW(ga, {lr = 1e-2, betas = {0.9, 0.95}})
+  local ob = optim.AdamW(gb, {lr = 1e-2, betas = {0.9, 0.95}})
+  local kc = optim.kernel_calls
+  for step = 1, 3 do
+    local x = dama.rand(2, 3, 16, 16)
+    local mobj = dama.mask.random(2, a.num_patches, 0.75, dama.rand(2, a.num_patches))
+    local f0 = kc.grad_fill
+    oa:zero_grad()
+    expect_eq(kc.grad_fill - f0, 1, 'zero_grad is one fill over the re-laid gradient arena')
+    ob:zero_grad()
+    local la, lb = mae_loss(a, x, mobj), mae_loss(b, x, mobj)
+    la:backward(); lb:backward()
+    expect_eq(la:item(), lb:item(), 'loss of step ' .. step)
+    local n0 = kc.adamw_step
+    oa:step()
+    expect_eq(kc.adamw_step - n0, #ga, 'AdamW calls per step = number of groups')
+    n0 = kc.adamw_step
+    ob:step()
+    expect_eq(kc.adamw_step - n0, #gb[1].params + #gb[2].params)   -- no arena: one call per parameter
+    local sb = b:state_dict()
+    for name, t in pairs(a:state_dict()) do expect(bits_equal(t, sb[name]), name .. ' after step ' .. step) end
+    for key, st in pairs(oa.state) do
+      expect_eq(st.step, ob.state[key].step)
+      expect(bits_equal(st.exp_avg, ob.state[key].exp_avg), 'exp_avg ' .. key)
+      expect(bits_equal(st.exp_avg_sq, ob.state[key].exp_avg_sq), 'exp_avg_sq ' .. key)
+    end
+  end
+  -- the old call form (a list) leaves the default layout: decay and no-decay interleave, more calls
+  dama.manual_seed(21)
+  local c = tiny_mae()
+  local gc = optim.param_groups_weight_decay(c:named_parameters(), 0.05)
+  expect(c.arena_order == nil)
+  local oc = optim.AdamW(gc, {lr = 1e-2})
+  c:zero_grad()
+  mae_loss(c, dama.rand(2, 3, 16, 16), dama.mask.random(2, c.num_patches, 0.75)):backward()
+  local n0 = kc.adamw_step
+  oc:step()
+  expect(kc.adamw_step - n0 > #gc, 'interleaved groups take more calls')
+end)
+
+test('param_groups_lrd(model): one AdamW call per layer-decay group', function()
+  local ok, nn = pcall(require, 'dama.nn')
+  if not ok then skip('dama.nn is not available') end
+  dama.manual_seed(22)
+  local v = nn.ViT{img = 16, patch = 4, chans = 3, dim = 24, depth = 3, heads = 4, num_classes = 5,
+                   global_pool = 'avg'}
+  local groups = optim.param_groups_lrd(v, {weight_decay = 0.05, layer_decay = 0.75})
+  expect(#groups >= 8, 'layer 0..4, decay and no decay: ' .. #groups)
+  local k = 0
+  for _, g in ipairs(groups) do
+    for _, n in ipairs(g.names) do k = k + 1; expect_eq(v.arena_layout[k].name, n) end
+  end
+  local opt = optim.AdamW(groups, {lr = 1e-3})
+  local kc = optim.kernel_calls
+  for _ = 1, 2 do
+    opt:zero_grad()
+    local logits = v(dama.rand(2, 3, 16, 16))
+    logits:square():mean():backward()
+    local n0 = kc.adamw_step
+    opt:step()
+    expect_eq(kc.adamw_step - n0, #groups)
+  end
+end)
+
+test('an optimizer and an EMA built before a re-lay keep working, bit-identical to no re-lay', function()
+  local ok = pcall(require, 'dama.nn')
+  if not ok then skip('dama.nn is not available') end
+  dama.manual_seed(23)
+  local a = tiny_mae()
+  dama.manual_seed(23)
+  local b = tiny_mae()
+  local oa = optim.AdamW(optim.param_groups_weight_decay(a:named_parameters(), 0.05), {lr = 1e-2})
+  local ob = optim.AdamW(optim.param_groups_weight_decay(b:named_parameters(), 0.05), {lr = 1e-2})
+  local ea = optim.EMA(a:named_parameters{trainable = true}, 0.9)
+  local eb = optim.EMA(b:named_parameters{trainable = true}, 0.9)
+  local function step(relay)
+    local x = dama.rand(2, 3, 16, 16)
+    local mobj = dama.mask.random(2, a.num_patches, 0.75, dama.rand(2, a.num_patches))
+    oa:zero_grad(); ob:zero_grad()
+    mae_loss(a, x, mobj):backward(); mae_loss(b, x, mobj):backward()
+    if relay then optim.param_groups_weight_decay(a, 0.05) end   -- between backward and step: grads move too
+    oa:step(); ob:step(); ea:update(); eb:update()
+  end
+  step(false)
+  step(true)
+  expect(a.arena_order ~= nil and b.arena_order == nil)
+  step(false)
+  local sb = b:state_dict()
+  for name, t in pairs(a:state_dict()) do expect(bits_equal(t, sb[name]), name) end
+  local eas, ebs = ea:state_dict(), eb:state_dict()
+  for name, t in pairs(eas) do expect(bits_equal(t, ebs[name]), 'EMA ' .. name) end
+end)
+
+test('checkpoint round trip with an arena laid out by group', function()
+  local ok = pcall(require, 'dama.nn')
+  if not ok then skip('dama.nn is not available') end
+  local path = os.tmpname()
+  local function build(seed)
+    dama.manual_seed(seed)
+    local m = tiny_mae()
+    return m, optim.AdamW(optim.param_groups_weight_decay(m, 0.05), {lr = 1e-2})
+  end
+  local function step(m, opt, seed)
+    dama.manual_seed(seed)
+    local x = dama.rand(2, 3, 16, 16)
+    local mobj = dama.mask.random(2, m.num_patches, 0.75, dama.rand(2, m.num_patches))
+    opt:zero_grad()
+    mae_loss(m, x, mobj):backward()
+    opt:step()
+  end
+  local m, opt = build(31)
+  for s = 1, 2 do step(m, opt, 100 + s) end
+  checkpoint.save{path = path, model = m, optimizer = opt, step = 2, rng = false}
+  local m2, opt2 = build(32)   -- other weights; its arena is re-laid the same way
+  checkpoint.load(path, {model = m2, optimizer = opt2})
+  expect(m2:has_arena())
+  local s2 = m2:state_dict()
+  for name, t in pairs(m:state_dict()) do expect(bits_equal(t, s2[name]), name) end
+  step(m, opt, 103); step(m2, opt2, 103)
+  s2 = m2:state_dict()
+  for name, t in pairs(m:state_dict()) do expect(bits_equal(t, s2[name]), 'after a step: ' .. name) end
+  -- and into a model with the default layout (the file names tensors, not offsets)
+  dama.manual_seed(33)
+  local m3 = tiny_mae()
+  checkpoint.load(path, {model = m3})
+  local s3 = m3:state_dict()
+  local want = dama.load(path)
+  for name, t in pairs(s3) do expect(bits_equal(t, want[name]), 'default layout: ' .. name) end
+  os.remove(path)
+end)
