@@ -87,7 +87,7 @@ for r = 1, cfg.repeats do
     dama.eval.check_load(rep, cfg.ckpt, {'^head%.', '^fc_norm%.'}, {'^norm%.'})
   end
   model:set_pos_trainable(true)
-  local groups = dama.optim.param_groups_lrd(model:named_parameters({trainable = true}), {
+  local groups = dama.optim.param_groups_lrd(model, {   -- the module: its arena is re-laid by group
     weight_decay = cfg.wd, no_weight_decay_list = {'pos_embed', 'cls_token', 'dist_token'},
     layer_decay = cfg.layer_decay, num_layers = o.depth})
   local lr = cfg.blr * cfg.batch / 256
