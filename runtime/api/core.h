@@ -97,6 +97,20 @@ dama_status dama_device_check(dama_device dev);
 int32_t dama_device_count(int32_t type);
 /* Whether host code may read the device's memory through dama_data_ptr (cpu: yes; sim, cuda: no). */
 int dama_device_host_visible(dama_device dev);
+/* One line on a device type's backend in this build, what it was built with and what it found (cuda: "CUDA 13.0,
+ * code for sm_80 sm_90a, PTX compute_90: 1 device"), or NULL when this build has no backend for the type. */
+const char *dama_backend_info(int32_t type);
+/* Why a device type has no device (cuda: "no NVIDIA driver: libcuda.so.1: cannot open shared object file ...", or
+ * cudaGetDeviceCount's words), or NULL when it has one or when this build has no backend for it. */
+const char *dama_device_unavailable_reason(int32_t type);
+/* What a device is: its name, memory and (GPUs) compute capability and multiprocessor count (0 elsewhere). */
+typedef struct dama_device_props {
+  char name[256];
+  int64_t total_memory;
+  int32_t major, minor, multi_processor_count;
+} dama_device_props;
+/* DAMA_ERR_DEVICE for a device that is not available (dama_device_check's message). */
+dama_status dama_device_properties(dama_device dev, dama_device_props *out);
 /* The device a tensor lives on. */
 dama_device dama_tensor_device(const dama_tensor *t);
 /* A contiguous copy of t on dev (t itself, retained, when it is already there and contiguous). */

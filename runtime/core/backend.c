@@ -63,9 +63,37 @@ dama_status dama_device_check(dama_device dev) {
     return dama_error(DAMA_ERR_DEVICE, "device %s is not a known device type", d);
   }
   int32_t n = be->device_count();
-  if (dev.index < 0 || dev.index >= n)
-    return dama_error(DAMA_ERR_DEVICE, "device %s is not available (%d %s device%s)", d, (int)n, be->name,
-                      n == 1 ? "" : "s");
+  if (dev.index < 0 || dev.index >= n) {
+    const char *why = n == 0 && be->unavailable_reason ? be->unavailable_reason() : NULL;
+    return dama_error(DAMA_ERR_DEVICE, "device %s is not available (%d %s device%s%s%s)", d, (int)n, be->name,
+                      n == 1 ? "" : "s", why && why[0] ? ": " : "", why && why[0] ? why : "");
+  }
+  return DAMA_OK;
+}
+
+const char *dama_backend_info(int32_t type) {
+  const dama_backend *be = dama_backend_of_type(type);
+  if (!be) return NULL;
+  return be->info ? be->info() : be->name;
+}
+
+const char *dama_device_unavailable_reason(int32_t type) {
+  const dama_backend *be = dama_backend_of_type(type);
+  if (!be || be->device_count() > 0 || !be->unavailable_reason) return NULL;
+  const char *why = be->unavailable_reason();
+  return why && why[0] ? why : NULL;
+}
+
+dama_status dama_device_properties(dama_device dev, dama_device_props *out) {
+  if (!out) return dama_error(DAMA_ERR_ARG, "device_properties: out is NULL");
+  memset(out, 0, sizeof *out);
+  DAMA_TRY(dama_device_check(dev));
+  const dama_backend *be = dama_backend_of_type(dev.type);
+  if (be->properties) return be->properties(dev.index, out);
+  snprintf(out->name, sizeof out->name, "%s", be->name);
+  int64_t cached = 0, total = 0, free_bytes = 0;
+  if (be->memory_info) DAMA_TRY(be->memory_info(dev.index, &cached, &total, &free_bytes));
+  out->total_memory = total;
   return DAMA_OK;
 }
 
@@ -82,6 +110,14 @@ dama_status dama_synchronize(dama_device dev) {
 void dama_count_device_read(void) { atomic_fetch_add(&device_reads, 1); }
 int64_t dama_device_reads(void) { return atomic_load(&device_reads); }
 void dama_device_reads_reset(void) { atomic_store(&device_reads, 0); }
+
+dama_status dama_op_unimplemented(const char *op, int32_t n, const dama_tensor *const *ts) {
+  dama_device dev = dama_cpu();
+  for (int32_t i = 0; i < n; i++)
+    if (ts[i] && ts[i]->storage) { dev = ts[i]->storage->device; break; }
+  char d[32];
+  return dama_error(DAMA_ERR_DEVICE, "%s: not implemented on %s yet", op, dama_device_str(dev, d, sizeof d));
+}
 
 dama_status dama_dispatch(const char *op, int32_t n, const dama_tensor *const *ts, const char *const *names,
                           const dama_backend **be) {

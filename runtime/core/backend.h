@@ -167,6 +167,12 @@ typedef struct dama_backend {
   dama_status (*empty_cache)(int32_t index);
   /* cached bytes, the device's total and free bytes [0, 0, 0] */
   dama_status (*memory_info)(int32_t index, int64_t *cached, int64_t *total, int64_t *free);
+  /* one line on the backend's build and what it found (dama_backend_info) [its name] */
+  const char *(*info)(void);
+  /* why device_count() is 0, in the driver's words (dama_device_check's message) [nothing said] */
+  const char *(*unavailable_reason)(void);
+  /* name, memory and compute capability of a device index that exists [name, memory_info's total] */
+  dama_status (*properties)(int32_t index, dama_device_props *out);
 } dama_backend;
 
 /* Register a backend for its type (the CPU and sim backends are built in; cuda/ registers at start-up). */
@@ -183,6 +189,13 @@ dama_status dama_dispatch(const char *op, int32_t n, const dama_tensor *const *t
 /* The CPU backend's kernels, and the device-independent halves (ops_internal.h) need a tensor's element 0 as
  * the address its backend's kernels use: storage data + offset, through kernel_ptr. */
 void *dama_kernel_ptr(const dama_tensor *t);
+/* The error for an op whose slot a backend's table leaves NULL (a backend still being written, as cuda/ is):
+ * DAMA_ERR_DEVICE "<op>: not implemented on cuda:0 yet", naming the device of the first non-NULL tensor in ts. */
+dama_status dama_op_unimplemented(const char *op, int32_t n, const dama_tensor *const *ts);
+/* Return that error from the calling function unless be's table fills `slot`; every call through be->ops checks
+ * first (dispatch.c, nn_tensor.c, tensor.c), so a NULL slot or a NULL table is refused, never called. */
+#define DAMA_NEED_OP(be, slot, op, n, ts) \
+  do { if (!(be)->ops || !(be)->ops->slot) return dama_op_unimplemented((op), (n), (ts)); } while (0)
 /* Count one device-to-host read (dama_get, copies to the host) for dama_device_reads(). */
 void dama_count_device_read(void);
 

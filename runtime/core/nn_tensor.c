@@ -9,6 +9,7 @@ dama_status dama_nn_linear_forward(dama_tensor *out, const dama_tensor *inp, con
   const char *ns[4] = {"out", "inp", "weight", "bias"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, linear_forward, op, 4, ts);
   float *p_out;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(OC)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 2, d_, 0, (void **)&p_out)); }
@@ -30,6 +31,7 @@ dama_status dama_nn_linear_backward(dama_tensor *dinp, dama_tensor *dweight, dam
   const char *ns[6] = {"dinp", "dweight", "dbias", "dout", "inp", "weight"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 6, ts, ns, &be));
+  DAMA_NEED_OP(be, linear_backward, op, 6, ts);
   float *p_dinp;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 2, d_, 1, (void **)&p_dinp)); }
@@ -57,6 +59,7 @@ dama_status dama_nn_layernorm_forward(dama_tensor *out, dama_tensor *mean, dama_
   const char *ns[6] = {"out", "mean", "rstd", "inp", "weight", "bias"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 6, ts, ns, &be));
+  DAMA_NEED_OP(be, layernorm_forward, op, 6, ts);
   float *p_out;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 2, d_, 0, (void **)&p_out)); }
@@ -84,6 +87,7 @@ dama_status dama_nn_layernorm_backward(dama_tensor *dinp, dama_tensor *dweight, 
   const char *ns[8] = {"dinp", "dweight", "dbias", "dout", "inp", "weight", "mean", "rstd"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 8, ts, ns, &be));
+  DAMA_NEED_OP(be, layernorm_backward, op, 8, ts);
   float *p_dinp;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 2, d_, 1, (void **)&p_dinp)); }
@@ -117,6 +121,7 @@ dama_status dama_nn_gelu_forward(dama_tensor *out, const dama_tensor *inp, int64
   const char *ns[2] = {"out", "inp"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 2, ts, ns, &be));
+  DAMA_NEED_OP(be, gelu_forward, op, 2, ts);
   float *p_out;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 1, d_, 0, (void **)&p_out)); }
@@ -132,6 +137,7 @@ dama_status dama_nn_gelu_backward(dama_tensor *dinp, const dama_tensor *inp, con
   const char *ns[3] = {"dinp", "inp", "dout"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, gelu_backward, op, 3, ts);
   float *p_dinp;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 1, d_, 0, (void **)&p_dinp)); }
@@ -150,6 +156,7 @@ dama_status dama_nn_relu_forward(dama_tensor *out, const dama_tensor *inp, int64
   const char *ns[2] = {"out", "inp"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 2, ts, ns, &be));
+  DAMA_NEED_OP(be, relu_forward, op, 2, ts);
   float *p_out;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 1, d_, 0, (void **)&p_out)); }
@@ -165,6 +172,7 @@ dama_status dama_nn_relu_backward(dama_tensor *dinp, const dama_tensor *out, con
   const char *ns[3] = {"dinp", "out", "dout"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, relu_backward, op, 3, ts);
   float *p_dinp;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 1, d_, 0, (void **)&p_dinp)); }
@@ -183,6 +191,7 @@ dama_status dama_nn_softmax_forward(dama_tensor *out, const dama_tensor *inp, in
   const char *ns[2] = {"out", "inp"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 2, ts, ns, &be));
+  DAMA_NEED_OP(be, softmax_forward, op, 2, ts);
   float *p_out;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 2, d_, 0, (void **)&p_out)); }
@@ -198,6 +207,7 @@ dama_status dama_nn_softmax_backward(dama_tensor *dinp, const dama_tensor *out, 
   const char *ns[3] = {"dinp", "out", "dout"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, softmax_backward, op, 3, ts);
   float *p_dinp;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 2, d_, 0, (void **)&p_dinp)); }
@@ -216,6 +226,7 @@ dama_status dama_nn_dropout_forward(dama_tensor *out, const dama_tensor *inp, co
   const char *ns[3] = {"out", "inp", "mask"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, dropout_forward, op, 3, ts);
   float *p_out;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 1, d_, 0, (void **)&p_out)); }
@@ -234,6 +245,7 @@ dama_status dama_nn_dropout_backward(dama_tensor *dinp, const dama_tensor *dout,
   const char *ns[3] = {"dinp", "dout", "mask"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, dropout_backward, op, 3, ts);
   float *p_dinp;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 1, d_, 0, (void **)&p_dinp)); }
@@ -252,6 +264,7 @@ dama_status dama_nn_drop_path_forward(dama_tensor *out, const dama_tensor *inp, 
   const char *ns[3] = {"out", "inp", "mask"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, drop_path_forward, op, 3, ts);
   float *p_out;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(M)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 2, d_, 0, (void **)&p_out)); }
@@ -270,6 +283,7 @@ dama_status dama_nn_drop_path_backward(dama_tensor *dinp, const dama_tensor *dou
   const char *ns[3] = {"dinp", "dout", "mask"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, drop_path_backward, op, 3, ts);
   float *p_dinp;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(M)};
     DAMA_TRY(nn_arg(op, "dinp", dinp, DAMA_F32, 2, d_, 0, (void **)&p_dinp)); }
@@ -288,6 +302,7 @@ dama_status dama_nn_attention_forward(dama_tensor *out, dama_tensor *att, const 
   const char *ns[3] = {"out", "att", "qkv"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, attention_forward, op, 3, ts);
   float *p_out;
   { const int64_t d_[3] = {(int64_t)(B), (int64_t)(T), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 3, d_, 0, (void **)&p_out)); }
@@ -306,6 +321,7 @@ dama_status dama_nn_attention_backward(dama_tensor *dqkv, const dama_tensor *dou
   const char *ns[4] = {"dqkv", "dout", "qkv", "att"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, attention_backward, op, 4, ts);
   float *p_dqkv;
   { const int64_t d_[4] = {(int64_t)(B), (int64_t)(T), (int64_t)(3), (int64_t)(C)};
     DAMA_TRY(nn_arg(op, "dqkv", dqkv, DAMA_F32, 4, d_, 0, (void **)&p_dqkv)); }
@@ -327,6 +343,7 @@ dama_status dama_nn_patchify(dama_tensor *patches, const dama_tensor *imgs, int6
   const char *ns[2] = {"patches", "imgs"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 2, ts, ns, &be));
+  DAMA_NEED_OP(be, patchify, op, 2, ts);
   float *p_patches;
   { const int64_t d_[4] = {(int64_t)(N), (int64_t)(C), (int64_t)(H), (int64_t)(W)};
     DAMA_TRY(nn_arg(op, "patches", patches, DAMA_F32, 4, d_, 0, (void **)&p_patches)); }
@@ -342,6 +359,7 @@ dama_status dama_nn_unpatchify(dama_tensor *imgs, const dama_tensor *patches, in
   const char *ns[2] = {"imgs", "patches"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 2, ts, ns, &be));
+  DAMA_NEED_OP(be, unpatchify, op, 2, ts);
   float *p_imgs;
   { const int64_t d_[4] = {(int64_t)(N), (int64_t)(C), (int64_t)(H), (int64_t)(W)};
     DAMA_TRY(nn_arg(op, "imgs", imgs, DAMA_F32, 4, d_, 0, (void **)&p_imgs)); }
@@ -357,6 +375,7 @@ dama_status dama_nn_patch_embed_forward(dama_tensor *out, dama_tensor *col, cons
   const char *ns[5] = {"out", "col", "imgs", "weight", "bias"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 5, ts, ns, &be));
+  DAMA_NEED_OP(be, patch_embed_forward, op, 5, ts);
   float *p_out;
   { const int64_t d_[4] = {(int64_t)(N), (int64_t)((H / (p > 0 ? p : 1))), (int64_t)((W / (p > 0 ? p : 1))), (int64_t)(D)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 4, d_, 0, (void **)&p_out)); }
@@ -381,6 +400,7 @@ dama_status dama_nn_patch_embed_backward(dama_tensor *dimgs, dama_tensor *dweigh
   const char *ns[7] = {"dimgs", "dweight", "dbias", "dout", "col", "weight", "scratch"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 7, ts, ns, &be));
+  DAMA_NEED_OP(be, patch_embed_backward, op, 7, ts);
   float *p_dimgs;
   { const int64_t d_[4] = {(int64_t)(N), (int64_t)(C), (int64_t)(H), (int64_t)(W)};
     DAMA_TRY(nn_arg(op, "dimgs", dimgs, DAMA_F32, 4, d_, 1, (void **)&p_dimgs)); }
@@ -411,6 +431,7 @@ dama_status dama_nn_pos_embed_2d_sincos(dama_tensor *out, int64_t D, int64_t gri
   const char *ns[1] = {"out"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 1, ts, ns, &be));
+  DAMA_NEED_OP(be, pos_embed_2d_sincos, op, 1, ts);
   float *p_out;
   if (grid_h < 0 || grid_w < 0 || grid_h > INT64_MAX / 2 / (grid_w > 0 ? grid_w : 1))
     return dama_error(DAMA_ERR_ARG, "pos_embed_2d_sincos: bad grid %lld x %lld", (long long)grid_h, (long long)grid_w);
@@ -425,6 +446,7 @@ dama_status dama_nn_sq_error_forward(dama_tensor *loss, const dama_tensor *pred,
   const char *ns[3] = {"loss", "pred", "target"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, sq_error_forward, op, 3, ts);
   float *p_loss;
   { const int64_t d_[1] = {(int64_t)(1)};
     DAMA_TRY(nn_arg(op, "loss", loss, DAMA_F32, 1, d_, 0, (void **)&p_loss)); }
@@ -443,6 +465,7 @@ dama_status dama_nn_sq_error_backward(dama_tensor *dpred, dama_tensor *dtarget, 
   const char *ns[5] = {"dpred", "dtarget", "pred", "target", "dloss"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 5, ts, ns, &be));
+  DAMA_NEED_OP(be, sq_error_backward, op, 5, ts);
   float *p_dpred;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "dpred", dpred, DAMA_F32, 1, d_, 1, (void **)&p_dpred)); }
@@ -467,6 +490,7 @@ dama_status dama_nn_smooth_l1_loss_forward(dama_tensor *loss, const dama_tensor 
   const char *ns[3] = {"loss", "pred", "target"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, smooth_l1_loss_forward, op, 3, ts);
   float *p_loss;
   { const int64_t d_[1] = {(int64_t)(1)};
     DAMA_TRY(nn_arg(op, "loss", loss, DAMA_F32, 1, d_, 0, (void **)&p_loss)); }
@@ -485,6 +509,7 @@ dama_status dama_nn_smooth_l1_loss_backward(dama_tensor *dpred, dama_tensor *dta
   const char *ns[5] = {"dpred", "dtarget", "pred", "target", "dloss"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 5, ts, ns, &be));
+  DAMA_NEED_OP(be, smooth_l1_loss_backward, op, 5, ts);
   float *p_dpred;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "dpred", dpred, DAMA_F32, 1, d_, 1, (void **)&p_dpred)); }
@@ -509,6 +534,7 @@ dama_status dama_nn_cross_entropy_forward(dama_tensor *loss, const dama_tensor *
   const char *ns[3] = {"loss", "logits", "target"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, cross_entropy_forward, op, 3, ts);
   float *p_loss;
   { const int64_t d_[1] = {(int64_t)(1)};
     DAMA_TRY(nn_arg(op, "loss", loss, DAMA_F32, 1, d_, 0, (void **)&p_loss)); }
@@ -527,6 +553,7 @@ dama_status dama_nn_cross_entropy_backward(dama_tensor *dlogits, const dama_tens
   const char *ns[4] = {"dlogits", "logits", "target", "dloss"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, cross_entropy_backward, op, 4, ts);
   float *p_dlogits;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(K)};
     DAMA_TRY(nn_arg(op, "dlogits", dlogits, DAMA_F32, 2, d_, 0, (void **)&p_dlogits)); }
@@ -548,6 +575,7 @@ dama_status dama_nn_soft_cross_entropy_forward(dama_tensor *loss, const dama_ten
   const char *ns[3] = {"loss", "logits", "target"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, soft_cross_entropy_forward, op, 3, ts);
   float *p_loss;
   { const int64_t d_[1] = {(int64_t)(1)};
     DAMA_TRY(nn_arg(op, "loss", loss, DAMA_F32, 1, d_, 0, (void **)&p_loss)); }
@@ -566,6 +594,7 @@ dama_status dama_nn_soft_cross_entropy_backward(dama_tensor *dlogits, const dama
   const char *ns[4] = {"dlogits", "logits", "target", "dloss"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, soft_cross_entropy_backward, op, 4, ts);
   float *p_dlogits;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(K)};
     DAMA_TRY(nn_arg(op, "dlogits", dlogits, DAMA_F32, 2, d_, 0, (void **)&p_dlogits)); }
@@ -587,6 +616,7 @@ dama_status dama_nn_normpix_loss_forward(dama_tensor *loss, dama_tensor *loss_pe
   const char *ns[5] = {"loss", "loss_per_patch", "pred", "target", "mask"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 5, ts, ns, &be));
+  DAMA_NEED_OP(be, normpix_loss_forward, op, 5, ts);
   float *p_loss;
   { const int64_t d_[1] = {(int64_t)(1)};
     DAMA_TRY(nn_arg(op, "loss", loss, DAMA_F32, 1, d_, 0, (void **)&p_loss)); }
@@ -611,6 +641,7 @@ dama_status dama_nn_normpix_loss_backward(dama_tensor *dpred, const dama_tensor 
   const char *ns[5] = {"dpred", "pred", "target", "mask", "dloss"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 5, ts, ns, &be));
+  DAMA_NEED_OP(be, normpix_loss_backward, op, 5, ts);
   float *p_dpred;
   { const int64_t d_[3] = {(int64_t)(N), (int64_t)(L), (int64_t)(P)};
     DAMA_TRY(nn_arg(op, "dpred", dpred, DAMA_F32, 3, d_, 0, (void **)&p_dpred)); }
@@ -635,6 +666,7 @@ dama_status dama_nn_mask_random(dama_tensor *mask, dama_tensor *ids_shuffle, dam
   const char *ns[5] = {"mask", "ids_shuffle", "ids_restore", "ids_keep", "noise"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 5, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_random, op, 5, ts);
   float *p_mask;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(L)};
     DAMA_TRY(nn_arg(op, "mask", mask, DAMA_F32, 2, d_, 1, (void **)&p_mask)); }
@@ -661,6 +693,7 @@ dama_status dama_nn_mask_adaptive(dama_tensor *m2, dama_tensor *ids_shuffle2, da
   const char *ns[6] = {"m2", "ids_shuffle2", "ids_restore2", "ids_keep2", "m1", "loss"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 6, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_adaptive, op, 6, ts);
   float *p_m2;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(L)};
     DAMA_TRY(nn_arg(op, "m2", m2, DAMA_F32, 2, d_, 1, (void **)&p_m2)); }
@@ -688,6 +721,7 @@ dama_status dama_nn_mask_ids(dama_tensor *ids_shuffle, dama_tensor *ids_restore,
   const char *ns[4] = {"ids_shuffle", "ids_restore", "ids_keep", "mask"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_ids, op, 4, ts);
   int64_t *p_ids_shuffle;
   { const int64_t d_[2] = {(int64_t)(N), (int64_t)(L)};
     DAMA_TRY(nn_arg(op, "ids_shuffle", ids_shuffle, DAMA_I64, 2, d_, 0, (void **)&p_ids_shuffle)); }
@@ -709,6 +743,7 @@ dama_status dama_nn_mask_gather_forward(dama_tensor *out, const dama_tensor *x, 
   const char *ns[3] = {"out", "x", "ids_keep"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_gather_forward, op, 3, ts);
   float *p_out;
   { const int64_t d_[3] = {(int64_t)(N), (int64_t)(K), (int64_t)(D)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 3, d_, 0, (void **)&p_out)); }
@@ -727,6 +762,7 @@ dama_status dama_nn_mask_gather_backward(dama_tensor *dx, const dama_tensor *dou
   const char *ns[3] = {"dx", "dout", "ids_keep"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_gather_backward, op, 3, ts);
   float *p_dx;
   { const int64_t d_[3] = {(int64_t)(N), (int64_t)(L), (int64_t)(D)};
     DAMA_TRY(nn_arg(op, "dx", dx, DAMA_F32, 3, d_, 0, (void **)&p_dx)); }
@@ -745,6 +781,7 @@ dama_status dama_nn_mask_unshuffle_forward(dama_tensor *out, const dama_tensor *
   const char *ns[4] = {"out", "tokens", "mask_token", "ids_restore"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_unshuffle_forward, op, 4, ts);
   float *p_out;
   { const int64_t d_[3] = {(int64_t)(N), (int64_t)(L), (int64_t)(D)};
     DAMA_TRY(nn_arg(op, "out", out, DAMA_F32, 3, d_, 0, (void **)&p_out)); }
@@ -766,6 +803,7 @@ dama_status dama_nn_mask_unshuffle_backward(dama_tensor *dtokens, dama_tensor *d
   const char *ns[4] = {"dtokens", "dmask_token", "dout", "ids_restore"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, mask_unshuffle_backward, op, 4, ts);
   float *p_dtokens;
   { const int64_t d_[3] = {(int64_t)(N), (int64_t)(K), (int64_t)(D)};
     DAMA_TRY(nn_arg(op, "dtokens", dtokens, DAMA_F32, 3, d_, 1, (void **)&p_dtokens)); }
@@ -787,6 +825,7 @@ dama_status dama_nn_adamw_step(dama_tensor *params, const dama_tensor *grads, da
   const char *ns[4] = {"params", "grads", "m", "v"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 4, ts, ns, &be));
+  DAMA_NEED_OP(be, adamw_step, op, 4, ts);
   float *p_params;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "params", params, DAMA_F32, 1, d_, 0, (void **)&p_params)); }
@@ -808,6 +847,7 @@ dama_status dama_nn_sgd_step(dama_tensor *params, const dama_tensor *grads, dama
   const char *ns[3] = {"params", "grads", "buf"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 3, ts, ns, &be));
+  DAMA_NEED_OP(be, sgd_step, op, 3, ts);
   float *p_params;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "params", params, DAMA_F32, 1, d_, 0, (void **)&p_params)); }
@@ -826,6 +866,7 @@ dama_status dama_nn_ema_update(dama_tensor *ema, const dama_tensor *p, int64_t n
   const char *ns[2] = {"ema", "p"};
   const dama_backend *be;
   DAMA_TRY(nn_dispatch(op, 2, ts, ns, &be));
+  DAMA_NEED_OP(be, ema_update, op, 2, ts);
   float *p_ema;
   { const int64_t d_[1] = {(int64_t)(n)};
     DAMA_TRY(nn_arg(op, "ema", ema, DAMA_F32, 1, d_, 0, (void **)&p_ema)); }

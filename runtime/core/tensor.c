@@ -30,10 +30,19 @@ static void storage_release(dama_storage *st) {
   free(st);
 }
 
+/* The out-of-memory error: the bytes asked for and, on a device other than the cpu, what its backend says is free,
+ * of what total, and how much its allocator still caches (a caching allocator has emptied its cache and retried
+ * once before it gives up). */
 static dama_status storage_oom(const char *op, int64_t nbytes, dama_device dev, const char *what) {
-  char d[32];
-  return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes of %s on %s", op, (long long)nbytes, what,
-                    dama_device_str(dev, d, sizeof d));
+  char d[32], facts[160] = "";
+  const dama_backend *be = dama_backend_of_type(dev.type);
+  int64_t cached = 0, total = 0, free_bytes = 0;
+  if (dev.type != DAMA_CPU && be && be->memory_info &&
+      be->memory_info(dev.index, &cached, &total, &free_bytes) == DAMA_OK && total > 0)
+    snprintf(facts, sizeof facts, " (%lld bytes free of %lld on the device; %lld cached by dama)",
+             (long long)free_bytes, (long long)total, (long long)cached);
+  return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating %lld bytes of %s on %s%s", op, (long long)nbytes, what,
+                    dama_device_str(dev, d, sizeof d), facts);
 }
 
 /* Storage of nbytes on dev, from its backend's allocator. */
@@ -661,6 +670,8 @@ static dama_status copy_strided(dama_tensor *dst, const dama_tensor *src) {
     return be->copy_d2d(dst->storage->device.index, (char *)dst->storage->data + dst->offset * sz,
                         (const char *)src->storage->data + src->offset * sz, n * sz);
   }
+  const dama_tensor *ts[2] = {dst, src};
+  DAMA_NEED_OP(be, copy, "copy", 2, ts);
   return be->ops->copy(dst, src);
 }
 
