@@ -133,7 +133,14 @@ end
 
 function Tensor.dim(t) return cptr(t).ndim end
 Tensor.ndimension = Tensor.dim
-function Tensor.numel(t) return tonumber(C.dama_numel(cptr(t))) end
+-- numel and is_contiguous read the header's fields (JIT-compiled loads, no C call: autograd and nn.functional ask
+-- them for every tensor they touch); they compute what dama_numel / dama_is_contiguous do.
+function Tensor.numel(t)
+  local c = cptr(t)
+  local n = 1
+  for i = 0, c.ndim - 1 do n = n * tonumber(c.shape[i]) end
+  return n
+end
 Tensor.nelement = Tensor.numel
 
 -- t:size() -> {3, 4}; t:size(d) -> the size of dim d (0-based, negative allowed)
@@ -159,7 +166,16 @@ function Tensor.stride(t, d)
   return s
 end
 
-function Tensor.is_contiguous(t) return C.dama_is_contiguous(cptr(t)) ~= 0 end
+function Tensor.is_contiguous(t)
+  local c = cptr(t)
+  local st = 1
+  for i = c.ndim - 1, 0, -1 do
+    local n = tonumber(c.shape[i])
+    if n ~= 1 and tonumber(c.strides[i]) ~= st then return false end
+    st = st * n
+  end
+  return true
+end
 
 local function dtype_of(t) return DTYPES[cptr(t).dtype] end
 function Tensor.type(t) return dtype_of(t) end
