@@ -1,6 +1,6 @@
 /* Element-wise activations (GELU, ReLU), softmax over the last dim, dropout and drop-path.
- * expf/erff from libm do not vectorise without -ffast-math, so this file carries small vectorisable
- * versions (error ~2e-7 absolute for erf, ~2 ulp for exp). */
+ * expf/erff from libm do not vectorise without -ffast-math, so small vectorisable versions (error ~2e-7
+ * absolute for erf, ~2 ulp for exp) live in core/dama_math.h, shared with the CUDA kernels. */
 #include "core/dama_internal.h"
 #include <math.h>
 
@@ -8,28 +8,8 @@
  * a*b+c may use FMA (as with -ffp-contract=fast, which -std=c11 turns off). */
 #pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 
-/* e^x for x in [-87, 88] (clamped outside): 2^k * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial. */
-/* NaN in, NaN out, without a shift of a negative value or an out-of-range float-to-int conversion (UBSan). */
-static inline float vexpf(float x) {
-  const bool nan = x != x;
-  float xc = nan ? 0.0f : x;
-  xc = xc < -87.0f ? -87.0f : (xc > 88.0f ? 88.0f : xc);
-  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest, vectorisable */
-  float r = xc - k * 0.693145751953125f - k * 1.428606765330187e-06f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  union { uint32_t u; float f; } s;
-  s.u = (uint32_t)((int32_t)k + 127) << 23;
-  return nan ? x : p * s.f;
-}
-
-/* erf(x) by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), given e = exp(-x^2). */
-static inline float verff_e(float x, float e) {
-  float a = fabsf(x);
-  float t = 1.0f / (1.0f + 0.3275911f * a);
-  float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-  return copysignf(1.0f - poly * e, x);
-}
-static inline float verff(float x) { return verff_e(x, vexpf(-x * x)); }
+/* vexpf, erf and the GELU pair are shared with the CUDA kernels (included after the pragma on purpose). */
+#include "core/dama_math.h"
 
 #define CHECK_N(fn, n) DAMA_CHECK((n) > 0, DAMA_ERR_ARG, fn ": n must be positive, got %lld", (long long)(n))
 #define PAR_THRESHOLD 32768
@@ -39,8 +19,7 @@ dama_status dama_gelu_forward(float *out, const float *inp, int64_t n) {
   DAMA_CHECK(out && inp, DAMA_ERR_ARG, "gelu_forward: out and inp must not be NULL");
 #pragma omp parallel for simd schedule(static) if (n > PAR_THRESHOLD)
   for (int64_t i = 0; i < n; i++) {
-    float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + verff(x * 0.70710678118654752f));
+    out[i] = dama_gelu(inp[i]);
   }
   return DAMA_OK;
 }
@@ -50,11 +29,7 @@ dama_status dama_gelu_backward(float *dinp, const float *inp, const float *dout,
   DAMA_CHECK(dinp && inp && dout, DAMA_ERR_ARG, "gelu_backward: dinp, inp and dout must not be NULL");
 #pragma omp parallel for simd schedule(static) if (n > PAR_THRESHOLD)
   for (int64_t i = 0; i < n; i++) {
-    float x = inp[i];
-    float e = vexpf(-0.5f * x * x); /* exp(-(x/sqrt2)^2): shared by erf and the normal pdf */
-    float cdf = 0.5f * (1.0f + verff_e(x * 0.70710678118654752f, e));
-    float pdf = 0.39894228040143268f * e;
-    dinp[i] += dout[i] * (cdf + x * pdf);
+    dinp[i] += dout[i] * dama_gelu_grad(inp[i]);
   }
   return DAMA_OK;
 }
@@ -88,7 +63,7 @@ dama_status dama_softmax_forward(float *out, const float *inp, int64_t N, int64_
     for (int64_t c = 0; c < C; c++) mx = x[c] > mx ? x[c] : mx;
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; c++) { o[c] = vexpf(x[c] - mx); s += o[c]; }
+    for (int64_t c = 0; c < C; c++) { o[c] = dama_vexpf(x[c] - mx); s += o[c]; }
     float inv = 1.0f / s;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) o[c] *= inv;

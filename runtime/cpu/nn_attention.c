@@ -15,21 +15,9 @@
 #define ATT_TILE 16384 /* floats of stack per thread for the transposed K or V tile */
 #define ATT_MAX_HD (ATT_TILE / 8)
 
-/* e^x, vectorisable (same as nn_act.c): 2^k e^r, |r| <= ln2/2, degree-7 Taylor polynomial. */
-/* exp(x) for softmax rows. NaN in, NaN out (so a non-finite loss reaches the trainer's check); the
- * exponent bits are built from a clamped, NaN-free k in [-126, 127], so the shift never sees a
- * negative value or an out-of-range float-to-int conversion (UBSan). */
-static inline float vexpf(float x) {
-  const bool nan = x != x;
-  float xc = nan ? 0.0f : x;
-  xc = xc < -87.0f ? -87.0f : (xc > 88.0f ? 88.0f : xc);
-  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - k * 0.693145751953125f - k * 1.428606765330187e-06f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  union { uint32_t u; float f; } s;
-  s.u = (uint32_t)((int32_t)k + 127) << 23;
-  return nan ? x : p * s.f;
-}
+/* dama_vexpf (exp for the softmax rows; NaN in, NaN out, so a non-finite loss reaches the trainer's check) is
+ * shared with nn_act.c and the CUDA kernels (included after the pragma on purpose). */
+#include "core/dama_math.h"
 
 static dama_status check_sizes(const char *fn, int64_t B, int64_t T, int64_t C, int64_t NH) {
   DAMA_CHECK(B > 0 && T > 0 && C > 0 && NH > 0, DAMA_ERR_ARG,
@@ -147,7 +135,7 @@ dama_status dama_attention_forward(float *out, float *att, const float *qkv, int
       for (int64_t t2 = 0; t2 < T; t2++) mx = row[t2] > mx ? row[t2] : mx;
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-      for (int64_t t2 = 0; t2 < T; t2++) { row[t2] = vexpf((row[t2] - mx) * scale); sum += row[t2]; }
+      for (int64_t t2 = 0; t2 < T; t2++) { row[t2] = dama_vexpf((row[t2] - mx) * scale); sum += row[t2]; }
       const float inv = 1.0f / sum;
 #pragma omp simd
       for (int64_t t2 = 0; t2 < T; t2++) row[t2] *= inv;

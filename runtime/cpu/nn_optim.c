@@ -9,6 +9,9 @@
 /* Float selects may be if-converted only when traps are ignored; results are unchanged. */
 #pragma GCC optimize("no-trapping-math")
 
+/* AdamW's element update and step scalars are shared with the CUDA kernels (included after the pragma on purpose). */
+#include "core/dama_math.h"
+
 #define CHECK_N(fn, n) DAMA_CHECK((n) > 0, DAMA_ERR_ARG, fn ": n must be positive, got %lld", (long long)(n))
 #define PAR_THRESHOLD 32768
 
@@ -22,9 +25,8 @@ dama_status dama_adamw_step(float *params, const float *grads, float *m, float *
   DAMA_CHECK(lr >= 0.0f && eps >= 0.0f && weight_decay >= 0.0f, DAMA_ERR_ARG,
              "adamw_step: lr, eps and weight_decay must be >= 0, got %g, %g, %g", (double)lr, (double)eps,
              (double)weight_decay);
-  const double bc1 = 1.0 - pow((double)beta1, (double)step), bc2 = 1.0 - pow((double)beta2, (double)step);
-  const float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-  const float decay = 1.0f - lr * weight_decay, b1 = beta1, b2 = beta2;
+  const dama_adamw_coef k = dama_adamw_coeffs(lr, beta1, beta2, weight_decay, step);
+  const float step_size = k.step_size, bc2_sqrt = k.bc2_sqrt, decay = k.decay, b1 = beta1, b2 = beta2;
   /* sqrtf keeps errno semantics, so GCC will not vectorise it without -fno-math-errno: with AVX the
    * loop is written with intrinsics (the same IEEE operations in the same order as the scalar tail). */
   int64_t n0 = 0;
@@ -48,14 +50,7 @@ dama_status dama_adamw_step(float *params, const float *grads, float *m, float *
     }
   }
 #endif
-  for (int64_t i = n0; i < n; i++) {
-    float g = grads[i];
-    float mi = b1 * m[i] + (1.0f - b1) * g;
-    float vi = b2 * v[i] + (1.0f - b2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    params[i] = params[i] * decay - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
-  }
+  for (int64_t i = n0; i < n; i++) dama_adamw_elem(params + i, m + i, v + i, grads[i], b1, b2, eps, k);
   return DAMA_OK;
 }
 
@@ -104,6 +99,6 @@ dama_status dama_ema_update(float *ema, const float *p, int64_t n, float momentu
   DAMA_CHECK(ema && p, DAMA_ERR_ARG, "ema_update: ema and p must not be NULL");
   const float a = momentum, b = 1.0f - momentum;
 #pragma omp parallel for simd schedule(static) if (n > PAR_THRESHOLD)
-  for (int64_t i = 0; i < n; i++) ema[i] = a * ema[i] + b * p[i];
+  for (int64_t i = 0; i < n; i++) ema[i] = dama_ema_elem(ema[i], p[i], a, b);
   return DAMA_OK;
 }
