@@ -35,6 +35,9 @@ void dama_host_report(lua_State *L, int prefixed);
 
 /* Version line, e.g. "dama 0.1.0 (LuaJIT 2.1.0-beta3)". */
 const char *dama_host_version(void);
+/* One line on the CUDA backend: built in or not, the GPU code it carries, the devices found or why none (asks the
+ * driver, once). */
+const char *dama_host_devices(void);
 
 /* The read-eval-print loop on stdin; returns the exit status (0, or 1 if a chunk failed while stdin
  * was not a terminal). */

@@ -399,3 +399,9 @@ const char *dama_host_version(void)
   snprintf(line, sizeof line, "dama " DAMA_VERSION " (" LUAJIT_VERSION ", cairo %s)", cairo_version_string());
   return line;
 }
+
+const char *dama_host_devices(void)
+{
+  const char *cuda = dama_backend_info(DAMA_CUDA);
+  return cuda ? cuda : "CUDA: not built in (no CUDA toolkit at build time, or DAMA_CUDA=OFF)";
+}

@@ -20,6 +20,9 @@
 
 #include "dama.h"
 #include "host.h"
+#ifdef DAMA_WITH_CUDA
+#include "dama_cuda.h"
+#endif
 
 #ifndef DAMA_SOURCE_LUA_DIR
 #define DAMA_SOURCE_LUA_DIR ""
@@ -38,11 +41,11 @@ static void print_usage(FILE *f)
         "  -e chunk     execute the string 'chunk' (repeatable; runs in order with -l)\n"
         "  -l name      require module 'name' and store it in the global 'name'\n"
         "  -i           enter the REPL after running the script and/or chunks\n"
-        "  -v           print the version, then go on\n"
+        "  -v           print the version and the CUDA devices found, then go on\n"
         "  -j cmd       LuaJIT control command, e.g. -joff, -jv, -jdump\n"
         "  -O[opt]      LuaJIT optimisation flags, e.g. -O3, -O-fold\n"
         "  -h, --help   print this help and exit\n"
-        "  --version    print the version and exit\n"
+        "  --version    print the version and the CUDA devices found, and exit\n"
         "  --           stop handling options\n"
         "  -            execute standard input as a script and stop handling options\n"
         "\n"
@@ -335,6 +338,9 @@ static void prefer_passive_openmp(char **argv)
 int main(int argc, char **argv)
 {
   prefer_passive_openmp(argv);
+#ifdef DAMA_WITH_CUDA
+  dama_cuda_register();   /* cuda:N's table; the driver is first touched when a CUDA device is asked about */
+#endif
   options o;
   memset(&o, 0, sizeof o);
   if (collect_args(argc, argv, &o) < 0) {
@@ -346,7 +352,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (o.version_only) {
-    printf("%s\n", dama_host_version());
+    printf("%s\n%s\n", dama_host_version(), dama_host_devices());
     return 0;
   }
 
@@ -365,7 +371,7 @@ int main(int argc, char **argv)
   create_arg_table(L, argc, argv, o.script);
   load_dama(L);
 
-  if (o.version) printf("%s\n", dama_host_version());
+  if (o.version) printf("%s\n%s\n", dama_host_version(), dama_host_devices());
   int status = run_options(L, argv, o.script > 0 ? o.script : argc);
   if (status == 0 && o.script > 0) status = run_script(L, argc, argv, o.script);
   /* SIGTERM/SIGUSR1 during the script or chunks: they have had their chance to save; end (no REPL),

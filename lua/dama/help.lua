@@ -28,6 +28,7 @@ M.modules = {
   {'dama.plot', 'figures (Cairo; PNG/SVG/PDF): loss curves, reconstruction grids, channel composites'},
   {'dama.cairo', 'the Cairo binding dama.plot draws with: figure(w, h), fig:text/line/rect/image, fig:save(path)'},
   {'dama.config', 'recipe configuration: keys, types, command-line overrides'},
+  {'dama.cuda', 'is there a GPU (available, device_count, unavailable_reason), its name, memory stats, empty_cache'},
 }
 
 local explicit = setmetatable({}, {__mode = 'k'})   -- fn -> doc text given with help.doc

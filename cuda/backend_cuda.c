@@ -1,0 +1,372 @@
+/* backend_cuda.c — the CUDA backend's table (core/backend.h): devices, the caching allocator, copies, pinned host
+ * memory, events, synchronisation. Its `ops` is NULL: no kernel exists yet, so every op on a cuda tensor is refused
+ * by name ("fill_: not implemented on cuda:0 yet", DAMA_NEED_OP in core/); cuda/README.md says what exists.
+ *
+ * Devices. The CUDA runtime is linked statically and loads libcuda.so.1 on its first call, so nothing here touches
+ * the driver before the first question about CUDA devices; then one cudaGetDeviceCount decides, once, how many there
+ * are, and when it fails the reason (no driver, a driver too old, no device) is kept for every error that names a
+ * cuda device. Each device gets, on first use, one stream (non-blocking: the legacy default stream never orders it)
+ * and one caching allocator over cudaMalloc/cudaFree (caching_allocator.h).
+ *
+ * Ordering (the rules at dama_synchronize, api/core.h): everything for cuda:N is issued on its one stream, so it runs
+ * in issue order. copy_h2d and copy_d2h return after the copy has run (cudaMemcpyAsync on the stream, then
+ * cudaStreamSynchronize, as PyTorch's non_blocking=False copies do), so their host buffer is free to reuse;
+ * copy_d2d and copy_h2d_async only queue. A freed block is reused for later work on the same stream only, which
+ * runs after the work that used it. Every CUDA call's return code is checked (cuda_check.h); a failure in a call
+ * that cannot return one (a free) is kept and reported by the device's next synchronize. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "cuda_check.h"
+#include "core/backend.h"
+#include "caching_allocator.h"
+#include "dama_cuda.h"
+#include "probe.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef DAMA_CUDA_CODE
+#define DAMA_CUDA_CODE "(unknown)"   /* the GPU code in this build, from DAMA_CUDA_ARCHS (CMakeLists.txt) */
+#endif
+
+#define MAX_DEVICES 64
+
+typedef struct cuda_device {
+  atomic_int ready;          /* stream and allocator made */
+  cudaStream_t stream;
+  dama_ca *ca;
+  char deferred[320];        /* a failure no call could return, for the next synchronize */
+} cuda_device;
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static int32_t ndevices;
+static char reason[640];
+static char info_line[900];
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static cuda_device devices[MAX_DEVICES];
+
+/* ---- what is there ---- */
+
+static void probe_devices(void) {
+  int n = 0, drv = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    n = 0;
+    if (e == cudaErrorInsufficientDriver) {
+      /* the runtime says the same when there is no driver at all: tell the two apart */
+      void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+      if (!h) {
+        const char *why = dlerror();
+        snprintf(reason, sizeof reason, "no NVIDIA driver: %s", why ? why : "libcuda.so.1 cannot be loaded");
+      } else {
+        dlclose(h);
+        if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+        snprintf(reason, sizeof reason, "the NVIDIA driver (CUDA %d.%d) is older than this build's CUDA runtime "
+                 "%d.%d: %s (%s)", drv / 1000, drv % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10,
+                 cudaGetErrorString(e), cudaGetErrorName(e));
+      }
+    } else {
+      snprintf(reason, sizeof reason, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    if (visible) {
+      size_t len = strlen(reason);
+      snprintf(reason + len, sizeof reason - len, "; CUDA_VISIBLE_DEVICES='%s'", visible);
+    }
+  } else if (n <= 0) {
+    n = 0;
+    snprintf(reason, sizeof reason, "cudaGetDeviceCount found no CUDA device");
+  }
+  if (n > MAX_DEVICES) n = MAX_DEVICES;
+  ndevices = n;
+#ifdef DAMA_FAKE_CUDART
+  const char *how = "the fake CUDA runtime of tests/cuda, not a GPU";
+#else
+  const char *how = "runtime linked statically";
+#endif
+  int len = snprintf(info_line, sizeof info_line, "CUDA %d.%d built in (code for %s; %s): ", CUDART_VERSION / 1000,
+                     CUDART_VERSION % 1000 / 10, DAMA_CUDA_CODE, how);
+  if (len < 0 || (size_t)len >= sizeof info_line) return;
+  if (n > 0) {
+    if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+    snprintf(info_line + len, sizeof info_line - (size_t)len, "%d device%s, driver CUDA %d.%d", n, n == 1 ? "" : "s",
+             drv / 1000, drv % 1000 / 10);
+  } else {
+    snprintf(info_line + len, sizeof info_line - (size_t)len, "0 devices: %s", reason);
+  }
+}
+
+static int32_t cuda_count(void) {
+  pthread_once(&probe_once, probe_devices);
+  return ndevices;
+}
+
+static const char *cuda_info(void) {
+  pthread_once(&probe_once, probe_devices);
+  return info_line;
+}
+
+static const char *cuda_unavailable_reason(void) {
+  pthread_once(&probe_once, probe_devices);
+  return ndevices > 0 ? NULL : reason;
+}
+
+static void defer_error(cuda_device *d, const char *what, cudaError_t e) {
+  (void)cudaGetLastError();
+  pthread_mutex_lock(&init_mu);
+  if (!d->deferred[0])
+    snprintf(d->deferred, sizeof d->deferred, "%s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+  pthread_mutex_unlock(&init_mu);
+}
+
+/* ---- the device's stream and allocator ---- */
+
+static void *raw_alloc(void *ctx, int64_t nbytes) {
+  (void)ctx;
+  void *p = NULL;
+  if (cudaMalloc(&p, (size_t)nbytes) != cudaSuccess) {
+    (void)cudaGetLastError();   /* out of memory is not sticky: clear it so the retry and later calls start clean */
+    return NULL;
+  }
+  return p;
+}
+
+static void raw_free(void *ctx, void *p, int64_t nbytes) {
+  (void)nbytes;
+  cudaError_t e = cudaFree(p);
+  if (e != cudaSuccess) defer_error(&devices[(intptr_t)ctx], "cudaFree", e);
+}
+
+/* cuda:index current on this thread, with its stream and allocator made. */
+static dama_status device_ready(int32_t index, cuda_device **out) {
+  if (index < 0 || index >= cuda_count()) return dama_device_check((dama_device){DAMA_CUDA, index});
+  cuda_device *d = &devices[index];
+  DAMA_CUDA_TRY(cudaSetDevice(index));
+  if (!atomic_load_explicit(&d->ready, memory_order_acquire)) {
+    pthread_mutex_lock(&init_mu);
+    dama_status s = DAMA_OK;
+    if (!atomic_load(&d->ready)) {
+      cudaError_t e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking);
+      if (e != cudaSuccess) s = dama_cuda_status(e, "cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)",
+                                                 __FILE__, __LINE__);
+      else if (!(d->ca = dama_ca_create((dama_ca_raw){(void *)(intptr_t)index, raw_alloc, raw_free}))) {
+        (void)cudaStreamDestroy(d->stream);
+        s = dama_error(DAMA_ERR_OOM, "cuda:%d: out of host memory for the caching allocator", (int)index);
+      } else {
+        atomic_store_explicit(&d->ready, 1, memory_order_release);
+      }
+    }
+    pthread_mutex_unlock(&init_mu);
+    DAMA_TRY(s);
+  }
+  *out = d;
+  return DAMA_OK;
+}
+
+/* ---- the table ---- */
+
+static void *cuda_alloc(int32_t index, int64_t nbytes) {
+  cuda_device *d;
+  if (device_ready(index, &d) != DAMA_OK) return NULL;
+  return dama_ca_malloc(d->ca, nbytes, (uintptr_t)d->stream);
+}
+
+static void cuda_free(int32_t index, void *p, int64_t nbytes) {
+  (void)nbytes;
+  if (!p || index < 0 || index >= MAX_DEVICES || !atomic_load(&devices[index].ready)) return;
+  cuda_device *d = &devices[index];
+  cudaError_t e = cudaSetDevice(index);
+  if (e != cudaSuccess) { defer_error(d, "cudaSetDevice", e); return; }
+  if (dama_ca_free(d->ca, p) != 0) {
+    pthread_mutex_lock(&init_mu);
+    if (!d->deferred[0])
+      snprintf(d->deferred, sizeof d->deferred, "cuda:%d: a free of %p, which the caching allocator did not hand out",
+               (int)index, p);
+    pthread_mutex_unlock(&init_mu);
+  }
+}
+
+static dama_status cuda_h2d(int32_t index, void *dst, const void *src, int64_t nbytes) {
+  if (nbytes <= 0) return DAMA_OK;
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  DAMA_CUDA_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, d->stream));
+  DAMA_CUDA_TRY(cudaStreamSynchronize(d->stream));   /* src may be pinned: the caller may reuse it on return */
+  return DAMA_OK;
+}
+
+static dama_status cuda_d2h(int32_t index, void *dst, const void *src, int64_t nbytes) {
+  if (nbytes <= 0) return DAMA_OK;
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  DAMA_CUDA_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyDeviceToHost, d->stream));
+  DAMA_CUDA_TRY(cudaStreamSynchronize(d->stream));
+  return DAMA_OK;
+}
+
+static dama_status cuda_d2d(int32_t index, void *dst, const void *src, int64_t nbytes) {
+  if (nbytes <= 0) return DAMA_OK;
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  DAMA_CUDA_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyDeviceToDevice, d->stream));
+  return DAMA_OK;
+}
+
+static dama_status cuda_h2d_async(int32_t index, void *dst, const void *src, int64_t nbytes) {
+  if (nbytes <= 0) return DAMA_OK;
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  DAMA_CUDA_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, d->stream));
+  return DAMA_OK;
+}
+
+static dama_status cuda_sync(int32_t index) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  DAMA_CUDA_TRY(cudaStreamSynchronize(d->stream));
+  pthread_mutex_lock(&init_mu);
+  dama_status s = d->deferred[0] ? dama_error(DAMA_ERR_DEVICE, "cuda:%d: %s", (int)index, d->deferred) : DAMA_OK;
+  d->deferred[0] = '\0';
+  pthread_mutex_unlock(&init_mu);
+  return s;
+}
+
+static void *cuda_kernel_ptr(void *data) { return data; }
+
+static void *cuda_host_alloc(int32_t index, int64_t nbytes) {
+  cuda_device *d;
+  if (device_ready(index, &d) != DAMA_OK) return NULL;
+  void *p = NULL;
+  if (cudaHostAlloc(&p, (size_t)(nbytes > 0 ? nbytes : 1), cudaHostAllocPortable) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return NULL;
+  }
+  return p;
+}
+
+static void cuda_host_free(int32_t index, void *p, int64_t nbytes) {
+  (void)nbytes;
+  if (!p) return;
+  cudaError_t e = cudaFreeHost(p);   /* waits for the copies that may still read it */
+  if (e != cudaSuccess && index >= 0 && index < MAX_DEVICES) defer_error(&devices[index], "cudaFreeHost", e);
+}
+
+static dama_status cuda_event_create(int32_t index, void **event) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  cudaEvent_t e = NULL;
+  DAMA_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  *event = e;
+  return DAMA_OK;
+}
+
+static void cuda_event_destroy(int32_t index, void *event) {
+  cudaError_t e = cudaEventDestroy((cudaEvent_t)event);
+  if (e != cudaSuccess && index >= 0 && index < MAX_DEVICES) defer_error(&devices[index], "cudaEventDestroy", e);
+}
+
+static dama_status cuda_event_record(int32_t index, void *event) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  DAMA_CUDA_TRY(cudaEventRecord((cudaEvent_t)event, d->stream));
+  return DAMA_OK;
+}
+
+static dama_status cuda_event_wait(int32_t index, void *event) {
+  (void)index;
+  DAMA_CUDA_TRY(cudaEventSynchronize((cudaEvent_t)event));
+  return DAMA_OK;
+}
+
+static dama_status cuda_empty_cache(int32_t index) {
+  if (index < 0 || index >= cuda_count() || !atomic_load(&devices[index].ready)) return DAMA_OK;
+  DAMA_CUDA_TRY(cudaSetDevice(index));
+  dama_ca_empty_cache(devices[index].ca);   /* cudaFree waits for the device before it frees */
+  return DAMA_OK;
+}
+
+static dama_status cuda_memory_info(int32_t index, int64_t *cached, int64_t *total, int64_t *free_bytes) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  dama_ca_stats st;
+  dama_ca_get_stats(d->ca, &st);
+  size_t f = 0, t = 0;
+  DAMA_CUDA_TRY(cudaMemGetInfo(&f, &t));
+  *cached = st.cached;
+  *total = (int64_t)t;
+  *free_bytes = (int64_t)f;
+  return DAMA_OK;
+}
+
+static dama_status cuda_properties(int32_t index, dama_device_props *out) {
+  struct cudaDeviceProp p;
+  DAMA_CUDA_TRY(cudaGetDeviceProperties(&p, index));
+  snprintf(out->name, sizeof out->name, "%s", p.name);
+  out->total_memory = (int64_t)p.totalGlobalMem;
+  out->major = p.major;
+  out->minor = p.minor;
+  out->multi_processor_count = p.multiProcessorCount;
+  return DAMA_OK;
+}
+
+static const dama_backend dama_backend_cuda = {
+  .name = "cuda", .type = DAMA_CUDA, .host_visible = 0, .device_count = cuda_count,
+  .alloc = cuda_alloc, .free = cuda_free, .copy_h2d = cuda_h2d, .copy_d2h = cuda_d2h, .copy_d2d = cuda_d2d,
+  .synchronize = cuda_sync, .kernel_ptr = cuda_kernel_ptr,
+  .ops = NULL,   /* no kernels yet: core/ refuses every op by name */
+  .host_alloc = cuda_host_alloc, .host_free = cuda_host_free, .copy_h2d_async = cuda_h2d_async,
+  .event_create = cuda_event_create, .event_destroy = cuda_event_destroy, .event_record = cuda_event_record,
+  .event_wait = cuda_event_wait, .empty_cache = cuda_empty_cache, .memory_info = cuda_memory_info,
+  .info = cuda_info, .unavailable_reason = cuda_unavailable_reason, .properties = cuda_properties,
+};
+
+void dama_cuda_register(void) { dama_backend_register(&dama_backend_cuda); }
+
+/* ---- for Lua (dama.cuda.memory_stats) and the GPU tests ---- */
+
+const char *dama_cuda_allocator_stat_names(void) {
+  return "allocated,requested,reserved,cached,peak_allocated,peak_reserved,active_blocks,segments,raw_allocs,"
+         "raw_frees,cache_hits,oom_retries,ooms";
+}
+
+int32_t dama_cuda_allocator_stats(int32_t index, int64_t *out, int32_t n) {
+  if (index < 0 || index >= cuda_count() || !out || n <= 0) return 0;
+  dama_ca_stats st;
+  memset(&st, 0, sizeof st);
+  if (atomic_load(&devices[index].ready)) dama_ca_get_stats(devices[index].ca, &st);
+  const int64_t v[13] = {st.allocated, st.requested, st.reserved, st.cached, st.peak_allocated, st.peak_reserved,
+                         st.active_blocks, st.segments, st.raw_allocs, st.raw_frees, st.cache_hits, st.oom_retries,
+                         st.ooms};
+  int32_t k = n < 13 ? n : 13;
+  memcpy(out, v, (size_t)k * sizeof *out);
+  return k;
+}
+
+dama_status dama_cuda_selftest(int32_t index, uint32_t n, uint32_t seed) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  int binary = 0, ptx = 0;
+  DAMA_CUDA_TRY(dama_cuda_probe_attributes(&binary, &ptx));
+  uint32_t *dev = cuda_alloc(index, (int64_t)n * 4);
+  uint32_t *host = malloc((size_t)n * 4 + 4);
+  dama_status s = DAMA_OK;
+  if (!dev || !host) s = dama_error(DAMA_ERR_OOM, "cuda_selftest: out of memory for %u words", n);
+  if (s == DAMA_OK) {
+    cudaError_t e = dama_cuda_probe_fill(d->stream, dev, n, seed);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(host, dev, (size_t)n * 4, cudaMemcpyDeviceToHost, d->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(d->stream);
+    if (e != cudaSuccess) s = dama_cuda_status(e, "the probe kernel and its copy back", __FILE__, __LINE__);
+  }
+  for (uint32_t i = 0; s == DAMA_OK && i < n; i++)
+    if (host[i] != dama_probe_pattern(i, seed))
+      s = dama_error(DAMA_ERR_DEVICE, "cuda_selftest: word %u is %#x, expected %#x (code sm_%d, PTX %d)", i, host[i],
+                     dama_probe_pattern(i, seed), binary, ptx);
+  free(host);
+  if (dev) cuda_free(index, dev, (int64_t)n * 4);
+  return s;
+}
