@@ -611,6 +611,11 @@ static __global__ void shared_oob_kernel(float *out, int dynamic) {
   if (threadIdx.x == 0) out[0] = p[k];
 }
 
+static __global__ void global_oob_kernel(float *out, const float *x, int n) {
+  const int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i <= n) out[i % n] = x[i]; /* `<=`: the last thread reads one past the end */
+}
+
 DAMA_TEST(faults_are_reported_with_the_block_and_threads) {
   std::string err;
   CHECK_MSG(dies_with([] { DAMA_LAUNCH(divergent_barrier_kernel, 2, 32, 0, 0, nullptr); }, "deadlock in block (0,0,0)",
@@ -635,7 +640,16 @@ DAMA_TEST(faults_are_reported_with_the_block_and_threads) {
                   },
                   "heap-buffer-overflow", &err),
               "%s shared-memory overflow under ASan: %s", dynamic ? "dynamic" : "static", err.c_str());
+  /* and device memory is host heap memory: one past a cudaMalloc'd buffer */
+  CHECK_MSG(dies_with(
+                [] {
+                  DevBuf x(100), out(100);
+                  DAMA_LAUNCH(global_oob_kernel, 4, 32, 0, 0, out.p, x.p, 100);
+                },
+                "heap-buffer-overflow", &err),
+            "device-memory overflow under ASan: %s", err.c_str());
 #else
   (void)shared_oob_kernel;
+  (void)global_oob_kernel;
 #endif
 }
