@@ -4,13 +4,5 @@
 # Run as root, or prefix with sudo. Installs only what is missing.
 set -e
 PACKAGES="valgrind python3"
-missing=""
-for p in $PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq $missing
-fi
-echo "install-bench-deps: all packages present"
+# shellcheck disable=SC2086 (the list is split into words on purpose)
+exec "$(dirname "$0")/apt-install-missing.sh" install-bench-deps $PACKAGES

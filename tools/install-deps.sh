@@ -13,13 +13,5 @@ PACKAGES="
 "
 # libcairo2-dev, fonts-dejavu-core: dama.plot draws figures (PNG/SVG/PDF) with Cairo in DejaVu Sans
 # tmux: tests/cli drive the REPL in a real terminal (Ctrl-C tests)
-missing=""
-for p in $PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq $missing
-fi
-echo "install-deps: all packages present"
+# shellcheck disable=SC2086 (the list is split into words on purpose)
+exec "$(dirname "$0")/apt-install-missing.sh" install-deps $PACKAGES

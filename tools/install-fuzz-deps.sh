@@ -3,13 +3,5 @@
 # libFuzzer/sanitizer runtimes and LLVM's OpenMP. The normal build (tools/install-deps.sh) does not need them.
 set -e
 PACKAGES="clang libclang-rt-dev libomp-dev"
-missing=""
-for p in $PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq $missing
-fi
-echo "install-fuzz-deps: all packages present"
+# shellcheck disable=SC2086 (the list is split into words on purpose)
+exec "$(dirname "$0")/apt-install-missing.sh" install-fuzz-deps $PACKAGES
