@@ -117,6 +117,26 @@ static int64_t png_bad_chunk(const uint8_t *d, int64_t n, uint32_t *claimed) {
   return 0;
 }
 
+/* stb_image 2.27 parses a binary PNM header's width, height and maxval with an unchecked int multiply (signed
+ * overflow: undefined behaviour, found by tests/fuzz/fuzz_tiff). Returns the byte offset of the first header number
+ * with more than 9 digits (0: the header is safe to hand to stb), *digits its length. */
+static int64_t pnm_long_number(const uint8_t *d, int64_t n, int64_t *digits) {
+  if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return 0;
+  int64_t i = 2;
+  for (int field = 0; field < 3 && i < n; field++) {
+    for (;;) {   /* whitespace and '#' comments, as stbi__pnm_skip_whitespace */
+      while (i < n && (d[i] == ' ' || (d[i] >= '\t' && d[i] <= '\r'))) i++;
+      if (i < n && d[i] == '#') { while (i < n && d[i] != '\n' && d[i] != '\r') i++; continue; }
+      break;
+    }
+    int64_t start = i;
+    while (i < n && d[i] >= '0' && d[i] <= '9') i++;
+    if (i - start > 9) { *digits = i - start; return start; }
+    if (i == start) break;   /* not a number: stb refuses the header itself */
+  }
+  return 0;
+}
+
 /* out_f32 / eh / ew / ec / dst as in dama_io_tiff_read_mem; info != NULL: header only. */
 static dama_status stb_read(const char *op, const char *path, const uint8_t *data, int64_t size, int fmt,
                             dama_image_info *info, int out_f32, int64_t eh, int64_t ew, int64_t ec, float *dst,
@@ -133,6 +153,11 @@ static dama_status stb_read(const char *op, const char *path, const uint8_t *dat
     return dama_io_err(DAMA_ERR_FORMAT, op, path,
                        "corrupt or truncated PNG: the chunk at byte %lld claims %u bytes, the file has %lld left",
                        (long long)bad_chunk, chunk_len, (long long)(size - bad_chunk - 12));
+  int64_t digits = 0, long_at = fmt == DAMA_FMT_OTHER_STB ? pnm_long_number(data, size, &digits) : 0;
+  if (long_at)
+    return dama_io_err(DAMA_ERR_FORMAT, op, path,
+                       "corrupt PNM header: the number at byte %lld has %lld digits, expected at most 9",
+                       (long long)long_at, (long long)digits);
   if (!stbi_info_from_memory(data, (int)size, &x, &y, &comp))
     return dama_io_err(DAMA_ERR_FORMAT, op, path, "corrupt or unsupported image: %s", stbi_failure_reason());
   int is16 = stbi_is_16_bit_from_memory(data, (int)size);
