@@ -45,37 +45,25 @@ static dama_status storage_oom(const char *op, int64_t nbytes, dama_device dev, 
                     dama_device_str(dev, d, sizeof d), facts);
 }
 
-/* Storage of nbytes on dev, from its backend's allocator. */
-static dama_status storage_new(dama_storage **out, int64_t nbytes, const char *op, dama_device dev) {
+/* Storage of nbytes: on dev from its backend's allocator, or (pinned) host memory pinned by dev's backend where it
+ * offers pinned memory (ordinary host memory otherwise). */
+static dama_status storage_new_in(dama_storage **out, int64_t nbytes, const char *op, dama_device dev, int pinned) {
   const dama_backend *be = dama_backend_of_type(dev.type);
   if (!be) return dama_device_check(dev);
+  if (pinned && !be->host_alloc) { pinned = 0; dev = dama_cpu(); be = dama_backend_of_type(DAMA_CPU); }
   dama_storage *st = calloc(1, sizeof *st);
   if (!st) return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating a tensor header", op);
-  st->data = be->alloc(dev.index, nbytes);
-  if (!st->data) { free(st); return storage_oom(op, nbytes, dev, "tensor memory"); }
+  st->data = pinned ? be->host_alloc(dev.index, nbytes) : be->alloc(dev.index, nbytes);
+  if (!st->data) {
+    free(st);
+    return storage_oom(op, nbytes, pinned ? dama_cpu() : dev, pinned ? "pinned host memory" : "tensor memory");
+  }
   st->nbytes = nbytes;
   st->refcount = 1;
-  st->device = dev;
+  st->device = pinned ? dama_cpu() : dev;
   st->owns_data = 1;
-  dama_storage_count(dev, nbytes);
-  *out = st;
-  return DAMA_OK;
-}
-
-/* Host storage of nbytes, pinned by for_dev's backend where it offers pinned memory. */
-static dama_status storage_new_pinned(dama_storage **out, int64_t nbytes, const char *op, dama_device for_dev) {
-  const dama_backend *be = dama_backend_of_type(for_dev.type);
-  if (!be || !be->host_alloc) return storage_new(out, nbytes, op, dama_cpu());
-  dama_storage *st = calloc(1, sizeof *st);
-  if (!st) return dama_error(DAMA_ERR_OOM, "%s: out of memory allocating a tensor header", op);
-  st->data = be->host_alloc(for_dev.index, nbytes);
-  if (!st->data) { free(st); return storage_oom(op, nbytes, dama_cpu(), "pinned host memory"); }
-  st->nbytes = nbytes;
-  st->refcount = 1;
-  st->device = dama_cpu();
-  st->owns_data = 1;
-  st->pinned = 1;
-  st->pinned_for = for_dev;
+  st->pinned = pinned;
+  if (pinned) st->pinned_for = dev;
   dama_storage_count(st->device, nbytes);
   *out = st;
   return DAMA_OK;
@@ -177,7 +165,7 @@ static dama_status new_contiguous_in(dama_tensor **out, const char *op, int32_t 
   DAMA_TRY(check_shape(op, ndim, shape, &n));
   dama_storage *st = NULL;
   int64_t nbytes = n * dama_dtype_size(dtype);
-  DAMA_TRY(pinned ? storage_new_pinned(&st, nbytes, op, dev) : storage_new(&st, nbytes, op, dev));
+  DAMA_TRY(storage_new_in(&st, nbytes, op, dev, pinned));
   int64_t strides[DAMA_MAX_DIMS];
   dama_contiguous_strides(ndim, shape, strides);
   dama_status s = dama_tensor_view_of(out, st, 0, ndim, shape, strides, dtype);
