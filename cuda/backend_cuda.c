@@ -1,6 +1,7 @@
 /* backend_cuda.c — the CUDA backend's table (core/backend.h): devices, the caching allocator, copies, pinned host
- * memory, events, synchronisation. Its `ops` is NULL: no kernel exists yet, so every op on a cuda tensor is refused
- * by name ("fill_: not implemented on cuda:0 yet", DAMA_NEED_OP in core/); cuda/README.md says what exists.
+ * memory, events, synchronisation, the device ops run on (set_device), and the op table, whose slots each op area
+ * fills from its own files (cuda_ops.h); a slot still NULL is refused by name ("fill_: not implemented on cuda:0
+ * yet", DAMA_NEED_OP in core/). cuda/README.md says what exists.
  *
  * Devices. The CUDA runtime is linked statically and loads libcuda.so.1 on its first call, so nothing here touches
  * the driver before the first question about CUDA devices; then one cudaGetDeviceCount decides, once, how many there
@@ -18,6 +19,7 @@
 
 #include "cuda_check.h"
 #include "core/backend.h"
+#include "cuda_ops.h"
 #include "caching_allocator.h"
 #include "dama_cuda.h"
 #include "probe.h"
@@ -43,6 +45,7 @@ typedef struct cuda_device {
 } cuda_device;
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static _Thread_local int32_t current_device;   /* this thread's device for ops (set_device) */
 static int32_t ndevices;
 static char reason[640];
 static char info_line[900];
@@ -84,8 +87,10 @@ static void probe_devices(void) {
   }
   if (n > MAX_DEVICES) n = MAX_DEVICES;
   ndevices = n;
-#ifdef DAMA_FAKE_CUDART
+#if defined(DAMA_FAKE_CUDART)
   const char *how = "the fake CUDA runtime of tests/cuda, not a GPU";
+#elif defined(DAMA_INTERP_CUDART)
+  const char *how = "kernels interpreted on the CPU, not a GPU";
 #else
   const char *how = "runtime linked statically";
 #endif
@@ -166,6 +171,51 @@ static dama_status device_ready(int32_t index, cuda_device **out) {
   }
   *out = d;
   return DAMA_OK;
+}
+
+/* ---- the device ops run on (the seam's set_device) ---- */
+
+static dama_status cuda_set_device(int32_t index) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  current_device = index;
+  return DAMA_OK;
+}
+
+int32_t dama_cuda_current_device(void) { return current_device; }
+
+cudaStream_t dama_cuda_stream(void) {
+  /* set_device made the device ready before any op of this thread reaches a launcher */
+  return devices[current_device].stream;
+}
+
+dama_status dama_cuda_scratch_alloc(const char *op, int64_t nbytes, void **out) {
+  *out = NULL;
+  cuda_device *d;
+  DAMA_TRY(device_ready(current_device, &d));
+  if (nbytes <= 0) nbytes = 1;
+  void *p = dama_ca_malloc(d->ca, nbytes, (uintptr_t)d->stream);
+  if (!p) {
+    size_t f = 0, t = 0;
+    if (cudaMemGetInfo(&f, &t) != cudaSuccess) (void)cudaGetLastError();
+    return dama_error(DAMA_ERR_OOM, "%s: out of memory on cuda:%d for %lld bytes of scratch (free %lld of %lld bytes)",
+                      op, (int)current_device, (long long)nbytes, (long long)f, (long long)t);
+  }
+  *out = p;
+  return DAMA_OK;
+}
+
+void dama_cuda_scratch_free(void *p, int64_t nbytes) {
+  (void)nbytes;
+  if (!p) return;
+  cuda_device *d = &devices[current_device];
+  if (dama_ca_free(d->ca, p) != 0) {
+    pthread_mutex_lock(&init_mu);
+    if (!d->deferred[0])
+      snprintf(d->deferred, sizeof d->deferred, "cuda:%d: a scratch free of %p, which the caching allocator did not "
+               "hand out", (int)current_device, p);
+    pthread_mutex_unlock(&init_mu);
+  }
 }
 
 /* ---- the table ---- */
@@ -314,18 +364,36 @@ static dama_status cuda_properties(int32_t index, dama_device_props *out) {
   return DAMA_OK;
 }
 
-static const dama_backend dama_backend_cuda = {
+/* the op table: each op area fills its slots once (cuda_ops.h) */
+static dama_backend_ops cuda_ops;
+
+static dama_backend dama_backend_cuda = {
   .name = "cuda", .type = DAMA_CUDA, .host_visible = 0, .device_count = cuda_count,
   .alloc = cuda_alloc, .free = cuda_free, .copy_h2d = cuda_h2d, .copy_d2h = cuda_d2h, .copy_d2d = cuda_d2d,
   .synchronize = cuda_sync, .kernel_ptr = cuda_kernel_ptr,
-  .ops = NULL,   /* no kernels yet: core/ refuses every op by name */
+  .ops = &cuda_ops,   /* filled at registration; NULL slots are refused by name in core/ */
   .host_alloc = cuda_host_alloc, .host_free = cuda_host_free, .copy_h2d_async = cuda_h2d_async,
   .event_create = cuda_event_create, .event_destroy = cuda_event_destroy, .event_record = cuda_event_record,
   .event_wait = cuda_event_wait, .empty_cache = cuda_empty_cache, .memory_info = cuda_memory_info,
   .info = cuda_info, .unavailable_reason = cuda_unavailable_reason, .properties = cuda_properties,
+  .set_device = cuda_set_device,
 };
 
-void dama_cuda_register(void) { dama_backend_register(&dama_backend_cuda); }
+static void fill_ops(void) {
+#ifndef DAMA_CUDA_NO_OPS   /* the fake runtime of tests/cuda has no kernels: its table stays empty */
+  dama_cuda_fill_ops_tensor(&cuda_ops);
+  dama_cuda_fill_ops_index(&cuda_ops);
+  dama_cuda_fill_ops_mask(&cuda_ops);
+  dama_cuda_fill_ops_nn(&cuda_ops);
+  dama_cuda_fill_ops_gemm(&cuda_ops);
+#endif
+}
+
+void dama_cuda_register(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, fill_ops);
+  dama_backend_register(&dama_backend_cuda);
+}
 
 /* ---- for Lua (dama.cuda.memory_stats) and the GPU tests ---- */
 

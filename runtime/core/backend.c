@@ -136,5 +136,6 @@ dama_status dama_dispatch(const char *op, int32_t n, const dama_tensor *const *t
   }
   if (first < 0) return dama_error(DAMA_ERR_ARG, "%s: tensor '%s' is NULL", op, n > 0 ? names[0] : "?");
   *be = dama_backend_of(ts[first]);
+  if ((*be)->set_device) DAMA_TRY((*be)->set_device(ts[first]->storage->device.index));
   return DAMA_OK;
 }

@@ -173,6 +173,10 @@ typedef struct dama_backend {
   const char *(*unavailable_reason)(void);
   /* name, memory and compute capability of a device index that exists [name, memory_info's total] */
   dama_status (*properties)(int32_t index, dama_device_props *out);
+  /* make device `index` the one this thread's next ops run on: the raw kernels of the second block name no device,
+   * so dama_dispatch (and the copy kernel's caller) call this first; it fails only when the device cannot be
+   * reached [one device: nothing to do] */
+  dama_status (*set_device)(int32_t index);
 } dama_backend;
 
 /* Register a backend for its type (the CPU and sim backends are built in; cuda/ registers at start-up). */

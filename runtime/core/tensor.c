@@ -660,6 +660,7 @@ static dama_status copy_strided(dama_tensor *dst, const dama_tensor *src) {
   }
   const dama_tensor *ts[2] = {dst, src};
   DAMA_NEED_OP(be, copy, "copy", 2, ts);
+  if (be->set_device) DAMA_TRY(be->set_device(dst->storage->device.index));
   return be->ops->copy(dst, src);
 }
 

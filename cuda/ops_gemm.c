@@ -1,0 +1,4 @@
+/* ops_gemm.c — the CUDA backend's gemm ops (cuda_ops.h says how an op area is built); none is filled in yet. */
+#include "cuda_ops.h"
+
+void dama_cuda_fill_ops_gemm(dama_backend_ops *ops) { (void)ops; }
