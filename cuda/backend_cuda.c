@@ -382,6 +382,7 @@ static dama_backend dama_backend_cuda = {
 static void fill_ops(void) {
 #ifndef DAMA_CUDA_NO_OPS   /* the fake runtime of tests/cuda has no kernels: its table stays empty */
   dama_cuda_fill_ops_tensor(&cuda_ops);
+  dama_cuda_fill_ops_reduce(&cuda_ops);
   dama_cuda_fill_ops_index(&cuda_ops);
   dama_cuda_fill_ops_mask(&cuda_ops);
   dama_cuda_fill_ops_nn(&cuda_ops);

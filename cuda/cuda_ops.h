@@ -33,8 +33,10 @@ void dama_cuda_scratch_free(void *p, int64_t nbytes);
 #define DAMA_CUDA_LAUNCH_TRY(call) DAMA_CUDA_TRY(call)
 
 /* Each op area fills its slots (cuda/ops_<area>.c). */
-void dama_cuda_fill_ops_tensor(dama_backend_ops *ops); /* element-wise, fill, copy, reductions, count_nonfinite */
-void dama_cuda_fill_ops_index(dama_backend_ops *ops);  /* sort/argsort/topk, gather/scatter/index_select, cat, RNG */
+void dama_cuda_fill_ops_tensor(dama_backend_ops *ops); /* element-wise, where, masked_fill, fill, copy,
+                                                        * count_nonfinite */
+void dama_cuda_fill_ops_reduce(dama_backend_ops *ops); /* reduce, max_dim/min_dim, RNG fills (Philox) */
+void dama_cuda_fill_ops_index(dama_backend_ops *ops);  /* sort/argsort/topk, gather/scatter/index_select, cat */
 void dama_cuda_fill_ops_mask(dama_backend_ops *ops);   /* mask_* (random, adaptive, check, ids, gather, unshuffle) */
 void dama_cuda_fill_ops_nn(dama_backend_ops *ops);     /* LayerNorm, activations, softmax, dropout, patchify,
                                                         * pos-embed, losses, optimizers, EMA */
