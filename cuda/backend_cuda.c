@@ -396,6 +396,21 @@ void dama_cuda_register(void) {
   dama_backend_register(&dama_backend_cuda);
 }
 
+/* ---- mixed precision: the dtype GEMM inputs are cast to (dama.amp.set_precision) ---- */
+
+static atomic_int autocast_dtype = DAMA_F32;
+
+dama_status dama_cuda_set_autocast(int32_t dtype) {
+  if (dtype != DAMA_F32 && dtype != DAMA_BF16 && dtype != DAMA_F16)
+    return dama_error(DAMA_ERR_DTYPE, "cuda autocast: expected f32, bf16 or f16, got %s",
+                      dama_dtype_name((dama_dtype)dtype));
+  atomic_store(&autocast_dtype, dtype);
+  return DAMA_OK;
+}
+
+int32_t dama_cuda_get_autocast(void) { return atomic_load(&autocast_dtype); }
+int32_t dama_cuda_autocast(void) { return atomic_load_explicit(&autocast_dtype, memory_order_relaxed); }
+
 /* ---- for Lua (dama.cuda.memory_stats) and the GPU tests ---- */
 
 const char *dama_cuda_allocator_stat_names(void) {

@@ -29,6 +29,9 @@ cudaStream_t dama_cuda_stream(void);
 dama_status dama_cuda_scratch_alloc(const char *op, int64_t nbytes, void **out);
 void dama_cuda_scratch_free(void *p, int64_t nbytes);
 
+/* The dtype GEMM inputs are cast to (dama.amp.set_precision): DAMA_F32 (no cast), DAMA_BF16 or DAMA_F16. */
+int32_t dama_cuda_autocast(void);
+
 /* Return a dama_status when a launcher fails: its cudaError_t, named by the launcher's call text. */
 #define DAMA_CUDA_LAUNCH_TRY(call) DAMA_CUDA_TRY(call)
 

@@ -29,6 +29,11 @@ int32_t dama_cuda_allocator_stats(int32_t index, int64_t *out, int32_t n);
 /* A kernel of this build run on cuda:index on the device's stream: fills n words with a pattern from `seed` and
  * checks them on the host. DAMA_OK when the device ran code from this build (the right machine code or JIT-able
  * PTX is in the binary); the GPU tests call it. */
+/* The dtype the CUDA GEMMs cast their inputs to (DAMA_F32: none; DAMA_BF16 / DAMA_F16: tensor-core GEMMs with FP32
+ * accumulation and FP32 outputs), for every cuda device; dama.amp.set_precision sets it. */
+dama_status dama_cuda_set_autocast(int32_t dtype);
+int32_t dama_cuda_get_autocast(void);
+
 dama_status dama_cuda_selftest(int32_t index, uint32_t n, uint32_t seed);
 
 #ifdef __cplusplus

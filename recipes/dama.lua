@@ -22,6 +22,7 @@ R.defaults = {
   feature_loss = true,          -- false = MAE (a single branch, recon1 only)
   seed = 0, workers = 2, threads = 0,
   device = nil,                 -- 'cpu', 'cuda', 'cuda:N' or 'sim' (the test device); nil: the GPU when there is one
+  precision = 'fp32',           -- cuda GEMMs: 'fp32', 'bf16' or 'fp16' (+ dynamic loss scaling); dama.amp
   out = 'runs/dama',             -- the run folder; with preset=NAME and no out=: runs/<recipe>_NAME
   ckpt_every = 10,              -- checkpoint every N epochs, and also every ckpt_steps steps and every
   ckpt_steps = 0,               -- ckpt_minutes minutes when > 0 (so a kill -9 loses at most that much);
@@ -34,6 +35,7 @@ R.defaults = {
                                 -- channel-to-colour legend) or 'panels' (every channel its own grey panel)
   optional = {'data', 'dim', 'depth', 'heads', 'dec_dim', 'dec_depth', 'dec_heads', 'n_samples', 'device'},
   choices = {mask2 = {'adaptive', 'random'}, adaptive_mode = {'per_sample', 'union'},
+             precision = {'fp32', 'bf16', 'fp16'},
              setting = {'student1-student2', 'shared', 'ema'}, plot_format = {'png', 'svg', 'pdf'},
              grid_channels = {'overlay', 'panels'}},
   positive = {'blr', 'batch'},

@@ -291,9 +291,21 @@ function T.train(cfg, loader, model, step, opts)
   local sched = dama.schedule.warmup_cosine{lr = lr, min_lr = cfg.min_lr or 0, warmup_epochs = warmup,
                                             epochs = epochs}
   local global_step, start_epoch, time0 = 0, 0, 0
+  -- precision (fp32 | bf16 | fp16): the GEMMs of the default device; fp16 also scales the loss (dama.amp)
+  local precision = cfg.precision or 'fp32'
+  dama.amp.set_precision(precision, dama.get_default_device())
+  local scaler = precision == 'fp16' and dama.amp.GradScaler() or nil
 
   if cfg.resume then
     local info = dama.checkpoint.load(ckpt_path, {model = model, optimizer = opt})   -- restores the RNG too
+    if scaler then
+      local sd = type(info.extra) == 'table' and info.extra.grad_scaler or nil
+      if type(sd) ~= 'table' then
+        error(string.format("train: checkpoint '%s' holds no loss-scaler state, so a precision=fp16 run cannot be " ..
+          "resumed from it exactly (was it written with another precision?)", ckpt_path), 0)
+      end
+      scaler:load_state_dict(sd)
+    end
     global_step = info.step or 0
     local c = info.cursor
     if type(c) ~= 'table' or type(c.epoch) ~= 'number' or type(c.index) ~= 'number' then
@@ -332,7 +344,8 @@ function T.train(cfg, loader, model, step, opts)
   local function snapshot()
     local lrs = {}
     for i, g in ipairs(opt.param_groups) do lrs[i] = g.lr end
-    return {step = global_step, cursor = loader:cursor(), rng = dama.rng_state(), lrs = lrs, time = train_time()}
+    return {step = global_step, cursor = loader:cursor(), rng = dama.rng_state(), lrs = lrs, time = train_time(),
+            scaler = scaler and scaler:state_dict() or nil}
   end
   local state = snapshot()
 
@@ -343,7 +356,8 @@ function T.train(cfg, loader, model, step, opts)
     T.remove_stale_tmp(out, 'checkpoint.safetensors')
     dama.checkpoint.save{path = ckpt_path, model = model, optimizer = opt, step = st.step,
                          epoch = st.cursor.epoch, rng = st.rng, cursor = st.cursor,
-                         extra = {reason = reason, config = cfg_json, train_time = st.time}}
+                         extra = {reason = reason, config = cfg_json, train_time = st.time,
+                                  grad_scaler = st.scaler}}
     t_ckpt = now()
   end
 
@@ -377,8 +391,12 @@ function T.train(cfg, loader, model, step, opts)
       end
     end
   end
+  -- the update: AdamW, or under fp16 the scaler's (skipped when a gradient overflowed; the scale adapts)
+  local function update()
+    if scaler then scaler:step(opt); scaler:update() else opt:step() end
+  end
   local function finish_step(ctx, values, epoch, it)
-    opt:step()
+    update()
     if opts.after_step then opts.after_step(ctx) end
     global_step = global_step + 1
     last_losses = values
@@ -408,7 +426,7 @@ function T.train(cfg, loader, model, step, opts)
     end
   end
   local function finish_step_deferred(ctx, losses, epoch, it)
-    opt:step()
+    update()
     if opts.after_step then opts.after_step(ctx) end
     pending[#pending + 1] = {losses = losses, epoch = epoch, step_index = global_step, time = train_time(),
                              unix = unix_time(),
@@ -444,7 +462,7 @@ function T.train(cfg, loader, model, step, opts)
           local values = {total = item(total)}
           for k, v in pairs(parts or {}) do values[k] = item(v) end
           check_finite(values, epoch, global_step)
-          total:backward()
+          if scaler then scaler:scale(total):backward() else total:backward() end
           host.critical(finish_step, ctx, values, epoch, it)
         else
           local vec = dama.no_grad(function()
@@ -455,7 +473,7 @@ function T.train(cfg, loader, model, step, opts)
             end
             return dama.stack(list, 0)
           end)
-          total:backward()
+          if scaler then scaler:scale(total):backward() else total:backward() end
           host.critical(finish_step_deferred, ctx, vec, epoch, it)
           if global_step % log_every == 0 or global_step == 1 or global_step >= max_steps then flush_losses() end
         end
