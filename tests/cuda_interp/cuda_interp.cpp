@@ -520,25 +520,29 @@ int workers() {
 uint64_t launch_count() { return g_launches.load(); }
 
 /* ---------------------------------------------------------------- public: launch */
-void run_grid(const LaunchSpec &spec) {
+bool launch_config_ok(const LaunchSpec &spec) {
   read_env_settings();
   const dim3 g = spec.grid, b = spec.block;
   const uint64_t threads = (uint64_t)b.x * b.y * b.z;
   if (b.x == 0 || b.y == 0 || b.z == 0 || b.x > 1024 || b.y > 1024 || b.z > 64 || threads > 1024 || g.x == 0 ||
       g.y == 0 || g.z == 0 || g.x > 2147483647u || g.y > 65535 || g.z > 65535) {
     set_error(cudaErrorInvalidConfiguration);
-    return;
+    return false;
   }
-  {
-    std::lock_guard<std::mutex> lk(g_mem_mu);
-    size_t limit = k_dynamic_default;
-    auto it = g_func_max_dynamic.find(spec.func);
-    if (it != g_func_max_dynamic.end()) limit = (size_t)it->second;
-    if (spec.shmem > limit) {
-      set_error(cudaErrorInvalidValue);
-      return;
-    }
+  std::lock_guard<std::mutex> lk(g_mem_mu);
+  size_t limit = k_dynamic_default;
+  auto it = g_func_max_dynamic.find(spec.func);
+  if (it != g_func_max_dynamic.end()) limit = (size_t)it->second;
+  if (spec.shmem > limit) {
+    set_error(cudaErrorInvalidValue);
+    return false;
   }
+  return true;
+}
+
+void run_grid(const LaunchSpec &spec) {
+  if (!launch_config_ok(spec)) return;
+  const dim3 g = spec.grid;
   if (t_worker && t_worker->current) fatal("a kernel launched a kernel (dynamic parallelism is not in the dialect)");
   std::lock_guard<std::mutex> launch_lock(g_launch_mu);
   g_launches++;
@@ -779,7 +783,46 @@ float half_bits_to_float(unsigned short h) {
 /* ---------------------------------------------------------------- runtime API */
 using namespace cuda_interp;
 
-struct CUstream_st { int flags; };
+struct CUgraph_st { std::vector<std::function<void()>> nodes; };
+struct CUgraphExec_st { std::vector<std::function<void()>> nodes; };
+struct CUstream_st {
+  int flags;
+  CUgraph_st *cap = nullptr;  /* the graph being captured, or none */
+  int mode = 0;
+  bool invalid = false;       /* the capture was invalidated by a call CUDA refuses during capture */
+};
+/* streams that are capturing now, and how many of them are not in Relaxed mode */
+static std::mutex g_cap_mu;
+static std::vector<CUstream_st *> g_capturing;
+
+namespace cuda_interp {
+bool capturing(cudaStream_t s) { return s && s->cap; }
+void capture(cudaStream_t s, std::function<void()> node) {
+  if (s->invalid) {
+    set_error(cudaErrorStreamCaptureInvalidated);
+    return;
+  }
+  s->cap->nodes.push_back(std::move(node));
+}
+} // namespace cuda_interp
+
+/* A call CUDA refuses while a capture runs: invalidate `s` (or every strict capture when s is null) and fail. */
+static cudaError_t refuse_in_capture(cudaStream_t s, cudaError_t e, bool only_strict) {
+  std::lock_guard<std::mutex> lk(g_cap_mu);
+  bool hit = false;
+  for (CUstream_st *c : g_capturing) {
+    if ((s && c != s) || (only_strict && c->mode == cudaStreamCaptureModeRelaxed)) continue;
+    c->invalid = true;
+    hit = true;
+  }
+  return hit ? set_error(e) : cudaSuccess;
+}
+static bool any_capture(bool only_strict) {
+  std::lock_guard<std::mutex> lk(g_cap_mu);
+  for (CUstream_st *c : g_capturing)
+    if (!only_strict || c->mode != cudaStreamCaptureModeRelaxed) return true;
+  return false;
+}
 struct CUevent_st {
   unsigned flags;
   bool recorded;
@@ -801,6 +844,10 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorNoKernelImageForDevice: return "cudaErrorNoKernelImageForDevice";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
   }
   return "cudaErrorUnknown";
 }
@@ -819,6 +866,11 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorNoKernelImageForDevice: return "no kernel image is available for execution on the device";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
   }
   return "unknown error";
 }
@@ -854,7 +906,10 @@ cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device) 
   }
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  if (any_capture(false)) return refuse_in_capture(nullptr, cudaErrorStreamCaptureUnsupported, false);
+  return cudaSuccess;
+}
 cudaError_t cudaDriverGetVersion(int *version) {
   if (!version) return set_error(cudaErrorInvalidValue);
   *version = CUDART_VERSION;
@@ -904,8 +959,14 @@ static cudaError_t free_from(std::map<const void *, size_t> &table, void *p) {
   free(p);
   return cudaSuccess;
 }
-cudaError_t cudaMalloc(void **p, size_t bytes) { return alloc_into(g_device_allocs, p, bytes); }
-cudaError_t cudaFree(void *p) { return free_from(g_device_allocs, p); }
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+  if (any_capture(true)) return refuse_in_capture(nullptr, cudaErrorStreamCaptureUnsupported, true);
+  return alloc_into(g_device_allocs, p, bytes);
+}
+cudaError_t cudaFree(void *p) {
+  if (any_capture(false)) return refuse_in_capture(nullptr, cudaErrorStreamCaptureUnsupported, false);
+  return free_from(g_device_allocs, p);
+}
 cudaError_t cudaMallocHost(void **p, size_t bytes) { return alloc_into(g_host_allocs, p, bytes); }
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int) { return alloc_into(g_host_allocs, p, bytes); }
 cudaError_t cudaFreeHost(void *p) { return free_from(g_host_allocs, p); }
@@ -916,23 +977,42 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
   *free_bytes = k_device_total - std::min(g_device_bytes, k_device_total);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+static cudaError_t memcpy_now(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
   if ((int)kind < 0 || (int)kind > 4) return set_error(cudaErrorInvalidMemcpyDirection);
   if (bytes == 0) return cudaSuccess;
   if (!dst || !src) return set_error(cudaErrorInvalidValue);
   memcpy(dst, src, bytes); /* overlapping ranges are undefined in CUDA too; ASan reports them */
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+  if (any_capture(true)) return refuse_in_capture(nullptr, cudaErrorStreamCaptureImplicit, true);
+  return memcpy_now(dst, src, bytes, kind);
 }
-cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  if (capturing(s)) {
+    if ((int)kind < 0 || (int)kind > 4) return set_error(cudaErrorInvalidMemcpyDirection);
+    capture(s, [=]() { (void)memcpy_now(dst, src, bytes, kind); });
+    return cudaPeekAtLastError();
+  }
+  return memcpy_now(dst, src, bytes, kind);
+}
+static cudaError_t memset_now(void *p, int value, size_t bytes) {
   if (bytes == 0) return cudaSuccess;
   if (!p) return set_error(cudaErrorInvalidValue);
   memset(p, value, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+  if (any_capture(true)) return refuse_in_capture(nullptr, cudaErrorStreamCaptureImplicit, true);
+  return memset_now(p, value, bytes);
+}
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
+  if (capturing(s)) {
+    capture(s, [=]() { (void)memset_now(p, value, bytes); });
+    return cudaPeekAtLastError();
+  }
+  return memset_now(p, value, bytes);
+}
 cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
   if (!s) return set_error(cudaErrorInvalidValue);
@@ -941,11 +1021,76 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   if (!s) return set_error(cudaErrorInvalidResourceHandle);
+  if (s->cap) return refuse_in_capture(s, cudaErrorStreamCaptureUnsupported, false);
   delete s;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  if (s && s->cap) return refuse_in_capture(s, cudaErrorStreamCaptureUnsupported, false);
+  if (!s && any_capture(true)) return refuse_in_capture(nullptr, cudaErrorStreamCaptureImplicit, true);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  if (s && s->cap) return refuse_in_capture(s, cudaErrorStreamCaptureUnsupported, false);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+  if (!s) return set_error(cudaErrorStreamCaptureUnsupported); /* the legacy stream cannot capture */
+  if ((int)mode < 0 || (int)mode > 2) return set_error(cudaErrorInvalidValue);
+  if (s->cap) return set_error(cudaErrorIllegalState);
+  s->cap = new CUgraph_st();
+  s->mode = (int)mode;
+  s->invalid = false;
+  std::lock_guard<std::mutex> lk(g_cap_mu);
+  g_capturing.push_back(s);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+  if (!s || !graph) return set_error(cudaErrorInvalidValue);
+  if (!s->cap) return set_error(cudaErrorIllegalState);
+  {
+    std::lock_guard<std::mutex> lk(g_cap_mu);
+    g_capturing.erase(std::find(g_capturing.begin(), g_capturing.end(), s));
+  }
+  CUgraph_st *g = s->cap;
+  s->cap = nullptr;
+  if (s->invalid) {
+    s->invalid = false;
+    delete g;
+    *graph = nullptr;
+    return set_error(cudaErrorStreamCaptureInvalidated);
+  }
+  *graph = g;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status) {
+  if (!status) return set_error(cudaErrorInvalidValue);
+  *status = !s || !s->cap ? cudaStreamCaptureStatusNone
+                          : s->invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
+  if (!exec || !graph) return set_error(cudaErrorInvalidValue);
+  *exec = new CUgraphExec_st{graph->nodes};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+  if (!exec) return set_error(cudaErrorInvalidResourceHandle);
+  if (capturing(s)) {
+    capture(s, [exec]() { for (auto &n : exec->nodes) n(); });
+    return cudaPeekAtLastError();
+  }
+  for (auto &n : exec->nodes) n();
+  return cudaPeekAtLastError();
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned int) {
   return e ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
 }
@@ -960,8 +1105,12 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   delete e;
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   if (!e) return set_error(cudaErrorInvalidResourceHandle);
+  if (capturing(s)) {
+    capture(s, [e]() { e->recorded = true; e->t = std::chrono::steady_clock::now(); });
+    return cudaPeekAtLastError();
+  }
   e->recorded = true;
   e->t = std::chrono::steady_clock::now(); /* everything issued before has completed */
   return cudaSuccess;

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <math.h>
 #include <tuple>
 #include <type_traits>
@@ -121,6 +122,12 @@ struct LaunchSpec {
   const void *ctx;
 };
 void run_grid(const LaunchSpec &spec);
+/* The launch configuration is valid (else the last error is set, as CUDA does at launch). */
+bool launch_config_ok(const LaunchSpec &spec);
+/* Stream capture (cuda_runtime_api.h): whether `s` is capturing, and recording one node of work on it. A host-side
+ * shim that queues work on a stream (the cuBLAS shim) records through capture() too. */
+bool capturing(cudaStream_t s);
+void capture(cudaStream_t s, std::function<void()> node);
 
 template <class... P, class... A>
 inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem, cudaStream_t stream, A &&...args) {
@@ -140,6 +147,16 @@ inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem, cu
     const Ctx *x = static_cast<const Ctx *>(c);
     std::apply(x->k, x->a); /* each thread gets its own copies of the parameters, as in CUDA */
   };
+  if (capturing(stream)) {
+    /* a graph's kernel node keeps its own copy of the arguments */
+    if (!launch_config_ok(spec)) return;
+    capture(stream, [ctx, spec]() {
+      LaunchSpec s = spec;
+      s.ctx = &ctx;
+      run_grid(s);
+    });
+    return;
+  }
   spec.ctx = &ctx;
   run_grid(spec);
 }

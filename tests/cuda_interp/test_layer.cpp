@@ -653,3 +653,73 @@ DAMA_TEST(faults_are_reported_with_the_block_and_threads) {
   (void)global_oob_kernel;
 #endif
 }
+
+static __global__ void add_kernel(float *x, float v, int n) {
+  const int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) x[i] += v;
+}
+
+/* CUDA graphs: a capture records (it runs nothing), the arguments are copied at capture, replays run the nodes in
+ * order, and what CUDA refuses during a capture is refused here and invalidates it. */
+DAMA_TEST(stream_capture_records_and_graph_replays_run_in_order) {
+  cudaStream_t s;
+  CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const int n = 300;
+  float *d = nullptr;
+  CHECK_CUDA(cudaMalloc(&d, n * sizeof(float)));
+  std::vector<float> h(n, 0.0f), back(n);
+  CHECK_CUDA(cudaMemcpy(d, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  const uint64_t launches0 = cuda_interp::launch_count();
+  CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  cudaStreamCaptureStatus st;
+  CHECK_CUDA(cudaStreamIsCapturing(s, &st));
+  CHECK(st == cudaStreamCaptureStatusActive);
+  float v = 1.0f;
+  DAMA_LAUNCH(add_kernel, (n + 127) / 128, 128, 0, s, d, v, n);
+  v = 100.0f;   /* changed after the capture: the graph keeps 1.0 */
+  CHECK_CUDA(cudaMemsetAsync(d + 7, 0, sizeof(float), s));
+  DAMA_LAUNCH(add_kernel, (n + 127) / 128, 128, 0, s, d, 2.0f, n);
+  cudaGraph_t g;
+  CHECK_CUDA(cudaStreamEndCapture(s, &g));
+  CHECK_MSG(cuda_interp::launch_count() == launches0, "the capture ran a kernel");
+  CHECK_CUDA(cudaMemcpy(back.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK_MSG(back[0] == 0.0f && back[7] == 0.0f, "the capture changed memory: %g", back[0]);
+  cudaGraphExec_t ex;
+  CHECK_CUDA(cudaGraphInstantiate(&ex, g, 0));
+  for (int rep = 1; rep <= 3; rep++) {
+    CHECK_CUDA(cudaGraphLaunch(ex, s));
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    CHECK_CUDA(cudaMemcpy(back.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK_MSG(back[0] == 3.0f * rep && back[299] == 3.0f * rep, "replay %d: %g", rep, back[0]);
+    CHECK_MSG(back[7] == 2.0f, "replay %d: the memset runs between the two kernels: %g", rep, back[7]);
+  }
+  (void)v;
+  CHECK_CUDA(cudaGraphExecDestroy(ex));
+  CHECK_CUDA(cudaGraphDestroy(g));
+
+  /* refused during a capture, which is then invalid */
+  CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  CHECK(cudaStreamSynchronize(s) == cudaErrorStreamCaptureUnsupported);
+  (void)cudaGetLastError();
+  CHECK_CUDA(cudaStreamIsCapturing(s, &st));
+  CHECK(st == cudaStreamCaptureStatusInvalidated);
+  CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated);
+  (void)cudaGetLastError();
+  void *p = nullptr;
+  CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  CHECK(cudaMalloc(&p, 64) == cudaErrorStreamCaptureUnsupported);
+  (void)cudaGetLastError();
+  CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated);
+  (void)cudaGetLastError();
+  CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));   /* Relaxed allows cudaMalloc */
+  CHECK_CUDA(cudaMalloc(&p, 64));
+  CHECK(cudaFree(p) == cudaErrorStreamCaptureUnsupported);               /* never cudaFree */
+  (void)cudaGetLastError();
+  CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated);
+  (void)cudaGetLastError();
+  CHECK_CUDA(cudaFree(p));
+  CHECK(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal) == cudaErrorStreamCaptureUnsupported);
+  (void)cudaGetLastError();
+  CHECK_CUDA(cudaFree(d));
+  CHECK_CUDA(cudaStreamDestroy(s));
+}
