@@ -20,6 +20,7 @@
 #include "cuda_check.h"
 #include "core/backend.h"
 #include "cuda_ops.h"
+#include "graph.h"
 #include "caching_allocator.h"
 #include "dama_cuda.h"
 #include "probe.h"
@@ -42,6 +43,8 @@ typedef struct cuda_device {
   cudaStream_t stream;
   dama_ca *ca;
   char deferred[320];        /* a failure no call could return, for the next synchronize */
+  uintptr_t pool;            /* while a CUDA graph captures: its private pool's allocator key (graph.c), else 0 */
+  dama_cuda_graph *capture;  /* the graph being captured on this device's stream, or NULL */
 } cuda_device;
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
@@ -183,6 +186,7 @@ static dama_status cuda_set_device(int32_t index) {
 }
 
 int32_t dama_cuda_current_device(void) { return current_device; }
+dama_status dama_cuda_set_current(int32_t index) { return cuda_set_device(index); }
 
 cudaStream_t dama_cuda_stream(void) {
   /* set_device made the device ready before any op of this thread reaches a launcher */
@@ -194,7 +198,7 @@ dama_status dama_cuda_scratch_alloc(const char *op, int64_t nbytes, void **out) 
   cuda_device *d;
   DAMA_TRY(device_ready(current_device, &d));
   if (nbytes <= 0) nbytes = 1;
-  void *p = dama_ca_malloc(d->ca, nbytes, (uintptr_t)d->stream);
+  void *p = dama_ca_malloc(d->ca, nbytes, d->pool ? d->pool : (uintptr_t)d->stream);
   if (!p) {
     size_t f = 0, t = 0;
     if (cudaMemGetInfo(&f, &t) != cudaSuccess) (void)cudaGetLastError();
@@ -223,8 +227,19 @@ void dama_cuda_scratch_free(void *p, int64_t nbytes) {
 static void *cuda_alloc(int32_t index, int64_t nbytes) {
   cuda_device *d;
   if (device_ready(index, &d) != DAMA_OK) return NULL;
-  return dama_ca_malloc(d->ca, nbytes, (uintptr_t)d->stream);
+  /* during a graph capture, from the graph's private pool: replays reuse exactly these blocks */
+  return dama_ca_malloc(d->ca, nbytes, d->pool ? d->pool : (uintptr_t)d->stream);
 }
+
+/* Refuse a host-side wait or read while a graph captures on the device: it would end the capture (CUDA
+ * invalidates it), and a captured step must not depend on the host seeing device memory. */
+#define NO_CAPTURE(d, index, what)                                                                               \
+  do {                                                                                                          \
+    if ((d)->capture)                                                                                          \
+      return dama_error(DAMA_ERR_DEVICE, "%s on cuda:%d while a CUDA graph is being captured there: the captured " \
+                        "work must stay on the device (no reads to the host, no synchronisation); move it out of " \
+                        "the captured function", what, (int)(index));                                          \
+  } while (0)
 
 static void cuda_free(int32_t index, void *p, int64_t nbytes) {
   (void)nbytes;
@@ -232,6 +247,12 @@ static void cuda_free(int32_t index, void *p, int64_t nbytes) {
   cuda_device *d = &devices[index];
   cudaError_t e = cudaSetDevice(index);
   if (e != cudaSuccess) { defer_error(d, "cudaSetDevice", e); return; }
+#ifndef DAMA_CUDA_NO_OPS   /* the fake runtime of tests/cuda has no graphs: d->capture stays NULL */
+  uintptr_t key = 0;
+  if (d->capture && dama_ca_block_stream(d->ca, p, &key) == 0 && key != d->pool &&
+      dama_cuda_graph_keep(d->capture, p))
+    return;   /* captured work may still use it at every replay: freed when the graph goes (graph.c) */
+#endif
   if (dama_ca_free(d->ca, p) != 0) {
     pthread_mutex_lock(&init_mu);
     if (!d->deferred[0])
@@ -245,6 +266,7 @@ static dama_status cuda_h2d(int32_t index, void *dst, const void *src, int64_t n
   if (nbytes <= 0) return DAMA_OK;
   cuda_device *d;
   DAMA_TRY(device_ready(index, &d));
+  NO_CAPTURE(d, index, "a blocking copy from the host");
   DAMA_CUDA_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, d->stream));
   DAMA_CUDA_TRY(cudaStreamSynchronize(d->stream));   /* src may be pinned: the caller may reuse it on return */
   return DAMA_OK;
@@ -254,6 +276,7 @@ static dama_status cuda_d2h(int32_t index, void *dst, const void *src, int64_t n
   if (nbytes <= 0) return DAMA_OK;
   cuda_device *d;
   DAMA_TRY(device_ready(index, &d));
+  NO_CAPTURE(d, index, "a read of device memory by the host");
   DAMA_CUDA_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyDeviceToHost, d->stream));
   DAMA_CUDA_TRY(cudaStreamSynchronize(d->stream));
   return DAMA_OK;
@@ -278,6 +301,7 @@ static dama_status cuda_h2d_async(int32_t index, void *dst, const void *src, int
 static dama_status cuda_sync(int32_t index) {
   cuda_device *d;
   DAMA_TRY(device_ready(index, &d));
+  NO_CAPTURE(d, index, "synchronize");
   DAMA_CUDA_TRY(cudaStreamSynchronize(d->stream));
   pthread_mutex_lock(&init_mu);
   dama_status s = d->deferred[0] ? dama_error(DAMA_ERR_DEVICE, "cuda:%d: %s", (int)index, d->deferred) : DAMA_OK;
@@ -328,13 +352,14 @@ static dama_status cuda_event_record(int32_t index, void *event) {
 }
 
 static dama_status cuda_event_wait(int32_t index, void *event) {
-  (void)index;
+  if (index >= 0 && index < MAX_DEVICES && devices[index].capture) NO_CAPTURE(&devices[index], index, "an event wait");
   DAMA_CUDA_TRY(cudaEventSynchronize((cudaEvent_t)event));
   return DAMA_OK;
 }
 
 static dama_status cuda_empty_cache(int32_t index) {
   if (index < 0 || index >= cuda_count() || !atomic_load(&devices[index].ready)) return DAMA_OK;
+  NO_CAPTURE(&devices[index], index, "empty_cache (cudaFree)");
   DAMA_CUDA_TRY(cudaSetDevice(index));
   dama_ca_empty_cache(devices[index].ca);   /* cudaFree waits for the device before it frees */
   return DAMA_OK;
@@ -362,6 +387,40 @@ static dama_status cuda_properties(int32_t index, dama_device_props *out) {
   out->minor = p.minor;
   out->multi_processor_count = p.multiProcessorCount;
   return DAMA_OK;
+}
+
+/* ---- what graph.c needs of a device ---- */
+
+dama_status dama_cuda_device_begin_capture(int32_t index, dama_cuda_graph *g, uintptr_t pool, cudaStream_t *stream) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  if (d->capture) return dama_error(DAMA_ERR_DEVICE, "cuda:%d: a CUDA graph is already being captured there", (int)index);
+  d->capture = g;
+  d->pool = pool;
+  *stream = d->stream;
+  return DAMA_OK;
+}
+
+void dama_cuda_device_end_capture(int32_t index) {
+  devices[index].capture = NULL;
+  devices[index].pool = 0;
+}
+
+dama_status dama_cuda_device_stream(int32_t index, cudaStream_t *stream) {
+  cuda_device *d;
+  DAMA_TRY(device_ready(index, &d));
+  *stream = d->stream;
+  return DAMA_OK;
+}
+
+void dama_cuda_device_release_pool(int32_t index, uintptr_t pool, void *const *kept, int64_t nkept) {
+  cuda_device *d = &devices[index];
+  for (int64_t i = 0; i < nkept; i++) (void)dama_ca_free(d->ca, kept[i]);
+  (void)dama_ca_release_stream(d->ca, pool);
+}
+
+dama_cuda_graph *dama_cuda_device_capture(int32_t index) {
+  return index >= 0 && index < MAX_DEVICES ? devices[index].capture : NULL;
 }
 
 /* the op table: each op area fills its slots once (cuda_ops.h) */

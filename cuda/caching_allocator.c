@@ -218,11 +218,13 @@ static void segment_unlink(dama_ca *ca, ca_block *head) {
   if (head->snext) head->snext->sprev = head->sprev;
 }
 
-static int64_t empty_cache_locked(dama_ca *ca) {
+/* Give back the wholly free segments (of one stream only when only_stream). */
+static int64_t release_locked(dama_ca *ca, int only_stream, uintptr_t stream) {
   int64_t released = 0;
   for (ca_block *h = ca->segments, *next; h; h = next) {
     next = h->snext;
     if (h->allocated || h->next) continue;   /* wholly free: one free block spans the segment */
+    if (only_stream && h->stream != stream) continue;
     free_remove(ca, h);
     segment_unlink(ca, h);
     ca->raw.free(ca->raw.ctx, (void *)h->ptr, h->segment_size);
@@ -235,6 +237,8 @@ static int64_t empty_cache_locked(dama_ca *ca) {
   ca->st.cached = ca->st.reserved - ca->st.allocated;
   return released;
 }
+
+static int64_t empty_cache_locked(dama_ca *ca) { return release_locked(ca, 0, 0); }
 
 /* ---- the public calls ---- */
 
@@ -373,6 +377,14 @@ int64_t dama_ca_empty_cache(dama_ca *ca) {
   return r;
 }
 
+int64_t dama_ca_release_stream(dama_ca *ca, uintptr_t stream) {
+  if (!ca) return 0;
+  pthread_mutex_lock(&ca->mu);
+  int64_t r = release_locked(ca, 1, stream);
+  pthread_mutex_unlock(&ca->mu);
+  return r;
+}
+
 void dama_ca_get_stats(dama_ca *ca, dama_ca_stats *out) {
   pthread_mutex_lock(&ca->mu);
   *out = ca->st;
@@ -384,6 +396,14 @@ void dama_ca_reset_peaks(dama_ca *ca) {
   ca->st.peak_allocated = ca->st.allocated;
   ca->st.peak_reserved = ca->st.reserved;
   pthread_mutex_unlock(&ca->mu);
+}
+
+int dama_ca_block_stream(dama_ca *ca, const void *ptr, uintptr_t *stream) {
+  pthread_mutex_lock(&ca->mu);
+  ca_block *b = hash_find(ca, (uintptr_t)ptr);
+  if (b) *stream = b->stream;
+  pthread_mutex_unlock(&ca->mu);
+  return b ? 0 : -1;
 }
 
 int64_t dama_ca_block_size(dama_ca *ca, const void *ptr) {

@@ -67,11 +67,16 @@ void *dama_ca_malloc(dama_ca *ca, int64_t nbytes, uintptr_t stream);
 int dama_ca_free(dama_ca *ca, void *ptr);
 /* Give the segments that are wholly free back to the device; returns the bytes released. */
 int64_t dama_ca_empty_cache(dama_ca *ca);
+/* The same for the segments of one stream key only (a CUDA graph's private pool when the graph goes). */
+int64_t dama_ca_release_stream(dama_ca *ca, uintptr_t stream);
 void dama_ca_get_stats(dama_ca *ca, dama_ca_stats *out);
 /* Restart the peaks from the current values. */
 void dama_ca_reset_peaks(dama_ca *ca);
 /* The rounded size of a block handed out (0 when ptr is not one). */
 int64_t dama_ca_block_size(dama_ca *ca, const void *ptr);
+
+/* The stream key a block handed out was allocated for: 0, or -1 when ptr is not one. */
+int dama_ca_block_stream(dama_ca *ca, const void *ptr, uintptr_t *stream);
 
 /* The rules, for tests: the rounded size of a request, and the segment a new block of that rounded size gets. */
 int64_t dama_ca_round_size(int64_t nbytes);

@@ -22,6 +22,7 @@
 
 /* The current device of this thread (set by the seam's set_device; 0 before any) and its stream. */
 int32_t dama_cuda_current_device(void);
+dama_status dama_cuda_set_current(int32_t index);
 cudaStream_t dama_cuda_stream(void);
 
 /* Device memory for an op's temporaries on the current device, from its caching allocator (NULL and a dama_error

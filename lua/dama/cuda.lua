@@ -6,8 +6,8 @@
 --   x = dama.randn(4, 4):cuda()      -- tensors move with t:cuda() / t:to('cuda:1') / {device = 'cuda'}
 --
 -- The CUDA backend is built when the toolkit is present at build time (is_built()); `dama --version` says what it
--- carries and what it found. Today it holds memory, copies, pinned host memory and events but no kernels: an op on a
--- cuda tensor raises "<op>: not implemented on cuda:0 yet" (cuda/README.md says what exists).
+-- carries and what it found; an op whose kernel is not written yet raises "<op>: not implemented on cuda:0 yet"
+-- (cuda/README.md says what exists). dama.cuda.graph captures a stretch of work and replays it as one launch.
 local dffi = require 'dama.ffi'
 local tensor = require 'dama.tensor'
 local C, ffi = dffi.C, dffi.ffi
@@ -112,5 +112,84 @@ end
 function M.memory_allocated(i) return M.memory_stats(i).allocated end
 -- memory_reserved([i]) -> bytes of device memory the caching allocator holds for cuda:i (default 0), used or cached
 function M.memory_reserved(i) return M.memory_stats(i).reserved or 0 end
+
+-- ---- CUDA graphs ----
+-- g = dama.cuda.graph(fn [, {device = i}]) -- capture fn() on cuda:i (default: the default device's index, else 0):
+-- the work it queues there is recorded once (nothing runs during the capture) and g:replay() queues all of it as
+-- one launch. g.outputs holds what fn returned: tensors made during the capture, which each replay refills. Inputs
+-- are whatever tensors fn used: copy new data into them (x:copy_(batch)) before a replay. Shapes, and every value
+-- fn computed on the host, are frozen at capture. Inside fn nothing may wait for the device or read it on the host
+-- (:item(), :cpu(), printing a tensor, synchronize): that raises by name and ends the capture. Random numbers drawn
+-- inside fn are fresh at every replay, the same a sequence of eager calls would draw. g:destroy() (or garbage
+-- collection) frees the graph and its private memory pool. torch.cuda.CUDAGraph and torch.cuda.graph are the models.
+local have_graphs = pcall(function()
+  ffi.cdef [[
+    typedef struct dama_cuda_graph dama_cuda_graph;
+    dama_status dama_cuda_graph_begin(int32_t index, dama_cuda_graph **out);
+    dama_status dama_cuda_graph_end(dama_cuda_graph *g, int ok);
+    dama_status dama_cuda_graph_replay(dama_cuda_graph *g);
+    void dama_cuda_graph_destroy(dama_cuda_graph *g);
+    void dama_cuda_graph_info(const dama_cuda_graph *g, int64_t *nodes, int64_t *replays);
+  ]]
+  return C.dama_cuda_graph_begin
+end)
+
+local Graph = {}
+Graph.__index = Graph
+
+local function last_error() return ffi.string(C.dama_last_error()) end
+
+function M.graph(fn, opts)
+  if type(fn) ~= 'function' then error('dama.cuda.graph: expected a function to capture', 2) end
+  if not have_graphs then error('dama.cuda.graph: this build has no CUDA backend', 2) end
+  local index = opts and opts.device
+  if index == nil then
+    index = tonumber(tostring(tensor.get_default_device()):match('^cuda:(%d+)$')) or 0
+  end
+  dev(index)
+  if M.device_count() <= index then
+    error(string.format('dama.cuda.graph: no device cuda:%d (%s)', index, M.unavailable_reason() or 'absent'), 2)
+  end
+  local box = ffi.new('dama_cuda_graph*[1]')
+  if C.dama_cuda_graph_begin(index, box) ~= 0 then error('dama.cuda.graph: ' .. last_error(), 2) end
+  local handle = box[0]
+  local res = table.pack(pcall(fn))
+  local st = C.dama_cuda_graph_end(handle, res[1] and 1 or 0)
+  local g = setmetatable({index = index, outputs = {}}, Graph)
+  g._h = ffi.gc(handle, C.dama_cuda_graph_destroy)
+  if not res[1] then
+    g:destroy()
+    error(res[2], 0)
+  end
+  if st ~= 0 then
+    local msg = last_error()
+    g:destroy()
+    error('dama.cuda.graph: ' .. msg, 2)
+  end
+  for k = 2, res.n do g.outputs[k - 1] = res[k] end
+  return g
+end
+
+-- g:replay() -- queue the captured work once more (returns before it runs, as any op on the device)
+function Graph:replay()
+  if not self._h then error('graph:replay: the graph was destroyed', 2) end
+  if C.dama_cuda_graph_replay(self._h) ~= 0 then error('graph:replay: ' .. last_error(), 2) end
+end
+
+-- g:info() -> {nodes =, replays =}
+function Graph:info()
+  if not self._h then return {nodes = 0, replays = 0} end
+  local n, r = ffi.new('int64_t[1]'), ffi.new('int64_t[1]')
+  C.dama_cuda_graph_info(self._h, n, r)
+  return {nodes = tonumber(n[0]), replays = tonumber(r[0])}
+end
+
+function Graph:destroy()
+  if self._h then
+    local h = self._h
+    self._h = nil
+    C.dama_cuda_graph_destroy(ffi.gc(h, nil))
+  end
+end
 
 return M

@@ -238,6 +238,26 @@ DAMA_TEST(free_lists_are_per_stream) {
   CHECK(d.nlive == 0 && !d.bad_free);
 }
 
+/* a CUDA graph's private pool is a stream key of its own: released alone when the graph goes */
+DAMA_TEST(release_stream_gives_back_only_that_keys_free_segments) {
+  fake_device d;
+  dama_ca *ca = new_ca(&d, 1024 * MiB);
+  void *a = dama_ca_malloc(ca, 4096, 7), *b = dama_ca_malloc(ca, 12 * MiB, 7), *c = dama_ca_malloc(ca, 4096, 8);
+  void *live = dama_ca_malloc(ca, 3 * MiB, 7);   /* still handed out: its segment stays */
+  CHECK(a && b && c && live && d.allocs == 4);
+  dama_ca_free(ca, a); dama_ca_free(ca, b); dama_ca_free(ca, c);
+  const int64_t released = dama_ca_release_stream(ca, 7);
+  CHECK_MSG(released == DAMA_CA_SMALL_SEGMENT + 12 * MiB, "released %lld", (long long)released);
+  CHECK(d.frees == 2 && stats(ca).segments == 2);
+  CHECK(dama_ca_malloc(ca, 4096, 8) == c);        /* key 8's cached block is untouched */
+  CHECK_CONSISTENT(ca);
+  dama_ca_free(ca, live);
+  CHECK(dama_ca_release_stream(ca, 7) == 20 * MiB);
+  CHECK_CONSISTENT(ca);
+  dama_ca_destroy(ca);
+  CHECK(d.nlive == 0 && !d.bad_free);
+}
+
 DAMA_TEST(unknown_and_double_frees_are_refused_and_change_nothing) {
   fake_device d;
   dama_ca *ca = new_ca(&d, 1024 * MiB);

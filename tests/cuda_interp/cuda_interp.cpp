@@ -1083,6 +1083,12 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
   for (auto &n : exec->nodes) n();
   return cudaPeekAtLastError();
 }
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, void **nodes, size_t *count) {
+  if (!graph || !count) return set_error(cudaErrorInvalidValue);
+  if (nodes) return set_error(cudaErrorInvalidValue); /* node handles are not modelled: count only */
+  *count = graph->nodes.size();
+  return cudaSuccess;
+}
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
   delete exec;
   return cudaSuccess;

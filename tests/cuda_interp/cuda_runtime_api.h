@@ -132,6 +132,8 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *statu
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags DAMA_INTERP_DEFAULT(0));
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+/* the number of nodes (nodes may be NULL: only the count) */
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, void **nodes, size_t *count);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 /* the interpreter has no code images: binaryVersion 90, ptxVersion 90 for any function */
 cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func);
