@@ -23,6 +23,7 @@ R.defaults = {
   seed = 0, workers = 2, threads = 0,
   device = nil,                 -- 'cpu', 'cuda', 'cuda:N' or 'sim' (the test device); nil: the GPU when there is one
   precision = 'fp32',           -- cuda GEMMs: 'fp32', 'bf16' or 'fp16' (+ dynamic loss scaling); dama.amp
+  cuda_graph = false,           -- cuda: capture the step's forward + backward once, replay it every step
   out = 'runs/dama',             -- the run folder; with preset=NAME and no out=: runs/<recipe>_NAME
   ckpt_every = 10,              -- checkpoint every N epochs, and also every ckpt_steps steps and every
   ckpt_steps = 0,               -- ckpt_minutes minutes when > 0 (so a kill -9 loses at most that much);
@@ -180,6 +181,8 @@ function R.run(cfg)
       R.visualize(model, vis_batch, cfg, path, loader.ds and loader.ds:channel_name_list())
       print('wrote ' .. path)
     end,
+    -- what the step decides on the host from ctx: a CUDA graph is captured once per value (cuda_graph=true)
+    graph_key = function(ctx) return (ctx.epoch < cfg.stable_epoch) and 'recon-only' or 'dual' end,
     after_step = function(ctx)
       if model.setting == 'ema' then
         local m = 1 - (1 - cfg.ema_momentum) * 0.5 * (1 + math.cos(math.pi * ctx.epoch_f / epochs))

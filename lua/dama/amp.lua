@@ -82,10 +82,21 @@ end
 
 function GradScaler:get_scale() return self.enabled and self.scale_value or 1.0 end
 
--- loss * scale (a new tensor in the graph; loss itself is unchanged)
+-- loss * scale (a new tensor in the graph; loss itself is unchanged). The scale is a 0-d tensor on the loss's device,
+-- made at the first call and refilled by update() when the scale changes, so a captured CUDA graph (which froze the
+-- tensor, not the number) multiplies by the current scale at every replay.
 function GradScaler:scale(loss)
   if not self.enabled then return loss end
-  return loss * self.scale_value
+  local t = self._scale_t
+  if t == nil or t.device ~= loss.device then
+    t = loss:new_full({}, self.scale_value)
+    self._scale_t = t
+  end
+  return loss * t
+end
+
+local function refill(self)
+  if self._scale_t ~= nil then self._scale_t:fill_(self.scale_value) end
 end
 
 -- runs of back-to-back gradients of the optimizer's parameters (one span per run of the arena)
@@ -149,11 +160,12 @@ function GradScaler:update()
   if self.found_inf then
     self.scale_value = self.scale_value * self.backoff_factor
     self.growth_tracker = 0
+    refill(self)
   else
     self.growth_tracker = self.growth_tracker + 1
     if self.growth_tracker >= self.growth_interval then
       local grown = self.scale_value * self.growth_factor
-      if grown < math.huge then self.scale_value = grown end
+      if grown < math.huge then self.scale_value = grown; refill(self) end
       self.growth_tracker = 0
     end
   end
@@ -172,6 +184,7 @@ function GradScaler:load_state_dict(sd)
     error('GradScaler:load_state_dict: expected a table with a positive number `scale`', 2)
   end
   self.scale_value = sd.scale
+  refill(self)
   self.growth_tracker = tonumber(sd.growth_tracker) or 0
   self.growth_factor = tonumber(sd.growth_factor) or self.growth_factor
   self.backoff_factor = tonumber(sd.backoff_factor) or self.backoff_factor

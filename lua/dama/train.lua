@@ -441,41 +441,100 @@ function T.train(cfg, loader, model, step, opts)
     return base_save(reason, st)
   end
 
+  -- the names of the losses, from the first step's parts (sorted, 'total' last)
+  local function set_names(parts)
+    if names then return end
+    names = {}
+    for k in pairs(parts or {}) do if k ~= 'total' then names[#names + 1] = k end end
+    table.sort(names)
+    names[#names + 1] = 'total'
+    loss_names = names
+  end
+  -- the step's losses as one small device tensor, in loss_names order (read back by flush_losses)
+  local function loss_vector(total, parts)
+    return dama.no_grad(function()
+      local list = {}
+      for j, n in ipairs(loss_names) do
+        local v = n == 'total' and total or parts[n]
+        list[j] = (type(v) == 'number' and total:new_full({}, v) or v:detach()):float()
+      end
+      return dama.stack(list, 0)
+    end)
+  end
+
+  -- cuda_graph = true on a cuda device: the forward and backward of a step are captured once per graph key
+  -- (opts.graph_key(ctx): what the step's host-side choices depend on, e.g. the stable epochs) and batch shape,
+  -- after one eager step with that key, then replayed; a capture that fails (a host read in the step, an op
+  -- without a capture-safe kernel) says why and the run goes on eagerly.
+  local graphs = nil
+  if cfg.cuda_graph then
+    if not tostring(dama.get_default_device()):match('^cuda') then
+      error(string.format('train: cuda_graph=true needs a cuda device, the run is on %s', dama.get_default_device()), 0)
+    end
+    graphs = {warm = {}, cur = nil}
+  end
+  local function same_shape(a, b)
+    if a:dim() ~= b:dim() then return false end
+    for d = 0, a:dim() - 1 do if a:size(d) ~= b:size(d) then return false end end
+    return a.dtype == b.dtype
+  end
+  local function capture_step(x, ctx, key)
+    if graphs.cur then graphs.cur.g:destroy(); graphs.cur = nil end
+    if graphs.failed then return end
+    local xs = x:clone()
+    local ok, g = pcall(dama.cuda.graph, function()
+      opt:zero_grad()
+      local total, parts = step(xs, ctx)
+      set_names(parts)
+      local vec = loss_vector(total, parts)
+      if scaler then scaler:scale(total):backward() else total:backward() end
+      return vec
+    end)
+    if ok then
+      graphs.cur = {g = g, x = xs, key = key}
+      print(string.format('cuda graph: the step (%s) is captured: %d nodes, replayed from now on', key, g:info().nodes))
+    else
+      graphs.failed = tostring(g)
+      print('cuda graph: the capture failed, the run goes on eagerly: ' .. graphs.failed)
+    end
+  end
+
   local function run()
     for epoch = start_epoch, epochs - 1 do
       if loader:cursor().epoch ~= epoch then loader:set_cursor{epoch = epoch, index = 0} end
       for x, y, it in loader:epoch() do
         local epoch_f = epoch + it / iters
         sched:adjust(opt, epoch_f)
-        opt:zero_grad()
         local ctx = {epoch = epoch, iter = it, step = global_step, epoch_f = epoch_f, cfg = cfg, y = y}
-        local total, parts = step(x, ctx)
-        if not names then
-          names = {}
-          for k in pairs(parts or {}) do if k ~= 'total' then names[#names + 1] = k end end
-          table.sort(names)
-          names[#names + 1] = 'total'
-          loss_names = names
-        end
         local log_every = cfg.log_every or 10
-        if total:is_host() then
-          local values = {total = item(total)}
-          for k, v in pairs(parts or {}) do values[k] = item(v) end
-          check_finite(values, epoch, global_step)
-          if scaler then scaler:scale(total):backward() else total:backward() end
-          host.critical(finish_step, ctx, values, epoch, it)
-        else
-          local vec = dama.no_grad(function()
-            local list = {}
-            for j, n in ipairs(loss_names) do
-              local v = n == 'total' and total or parts[n]
-              list[j] = (type(v) == 'number' and total:new_full({}, v) or v:detach()):float()
-            end
-            return dama.stack(list, 0)
-          end)
-          if scaler then scaler:scale(total):backward() else total:backward() end
+        local gkey = graphs and (opts.graph_key and opts.graph_key(ctx) or 'step') or nil
+        if gkey and graphs.warm[gkey] and not (graphs.cur and graphs.cur.key == gkey and same_shape(graphs.cur.x, x)) then
+          capture_step(x, ctx, gkey)
+        end
+        if gkey and graphs.cur and graphs.cur.key == gkey then
+          -- the captured forward + backward, replayed on this batch; the update stays eager (lr, scaler, EMA)
+          graphs.cur.x:copy_(x)
+          graphs.cur.g:replay()
+          local vec = graphs.cur.g.outputs[1]:clone()   -- the graph refills its output at every replay
           host.critical(finish_step_deferred, ctx, vec, epoch, it)
           if global_step % log_every == 0 or global_step == 1 or global_step >= max_steps then flush_losses() end
+        else
+          opt:zero_grad()
+          local total, parts = step(x, ctx)
+          set_names(parts)
+          if total:is_host() then
+            local values = {total = item(total)}
+            for k, v in pairs(parts or {}) do values[k] = item(v) end
+            check_finite(values, epoch, global_step)
+            if scaler then scaler:scale(total):backward() else total:backward() end
+            host.critical(finish_step, ctx, values, epoch, it)
+          else
+            local vec = loss_vector(total, parts)
+            if scaler then scaler:scale(total):backward() else total:backward() end
+            host.critical(finish_step_deferred, ctx, vec, epoch, it)
+            if global_step % log_every == 0 or global_step == 1 or global_step >= max_steps then flush_losses() end
+            if gkey then graphs.warm[gkey] = true end   -- one eager step per key first: lazy set-up is done then
+          end
         end
         local values = last_losses
         if global_step % log_every == 0 or global_step == 1 then

@@ -88,3 +88,37 @@ test('random numbers inside a capture are fresh at every replay and equal the ea
   expect(bits_equal(dama.rand(5, {device = 'cuda'}), after), 'the generator continues where eager calls would')
   g:destroy()
 end)
+
+test('cuda_graph=true trains exactly as the eager run: the same losses and the same weights', function()
+  need_gpu()
+  local R = dofile('recipes/dama.lua')
+  local function run(graph)
+    local out = os.tmpname()
+    os.remove(out)
+    local cfg = R.config({}, {'preset=tiny', 'device=cuda', 'cuda_graph=' .. tostring(graph), 'out=' .. out,
+                              'max_steps=5', 'workers=0', 'log_every=1'})
+    local _, model = R.run(cfg)
+    local rows = {}
+    for line in io.lines(out .. '/metrics.jsonl') do
+      local r = dama.json.decode(line)
+      if r.step then rows[#rows + 1] = r end
+    end
+    os.execute("rm -rf '" .. out .. "'")
+    return rows, model:state_dict()
+  end
+  local eager_rows, eager_sd = run(false)
+  local graph_rows, graph_sd = run(true)
+  expect_eq(#graph_rows, #eager_rows)
+  expect_eq(#eager_rows, 5)
+  for i, r in ipairs(eager_rows) do
+    for _, k in ipairs{'total', 'recon1', 'recon2', 'feature'} do
+      expect_eq(graph_rows[i][k], r[k], string.format('step %d, %s', i, k))
+    end
+  end
+  local n = 0
+  for k, v in pairs(eager_sd) do
+    expect(bits_equal(graph_sd[k], v), 'weights differ: ' .. k)
+    n = n + 1
+  end
+  expect(n > 10, 'compared ' .. n .. ' tensors')
+end)
