@@ -1,4 +1,5 @@
-/* elementwise.cuh — grid-stride element-wise kernels: fill, scale, scale-add (the EMA update), GELU forward/backward.
+/* elementwise.cuh — grid-stride element-wise kernels: fill, scale, scale-add (the EMA update), GELU and ReLU
+ * forward/backward.
  * The per-element math is core/dama_math.h's, the CPU kernels' own (runtime/cpu/nn_act.c, nn_optim.c). */
 #ifndef DAMA_CUDA_ELEMENTWISE_CUH
 #define DAMA_CUDA_ELEMENTWISE_CUH
@@ -30,6 +31,17 @@ static __global__ void gelu_forward_kernel(float *out, const float *inp, int64_t
 static __global__ void gelu_backward_kernel(float *__restrict__ dinp, const float *__restrict__ inp,
                                             const float *__restrict__ dout, int64_t n) {
   for (int64_t i = grid_first(); i < n; i += grid_step()) dinp[i] += dout[i] * dama_gelu_grad(inp[i]);
+}
+
+/* out = max(inp, 0) as nn_act.c: `inp > 0 ? inp : 0` (NaN gives 0); out may be inp */
+static __global__ void relu_forward_kernel(float *out, const float *inp, int64_t n) {
+  for (int64_t i = grid_first(); i < n; i += grid_step()) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+/* dinp += dout where the forward output is positive (accumulates, as the CPU kernel) */
+static __global__ void relu_backward_kernel(float *__restrict__ dinp, const float *__restrict__ out,
+                                            const float *__restrict__ dout, int64_t n) {
+  for (int64_t i = grid_first(); i < n; i += grid_step()) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 /* ---- launchers: the backend table's argument order, plus the stream; n <= 0 does nothing ---- */
@@ -67,6 +79,19 @@ static inline cudaError_t gelu_backward(float *dinp, const float *inp, const flo
                                         cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   DAMA_LAUNCH(gelu_backward_kernel, grid_stride_blocks(n, k_block), k_block, 0, stream, dinp, inp, dout, n);
+  return cudaGetLastError();
+}
+
+static inline cudaError_t relu_forward(float *out, const float *inp, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  DAMA_LAUNCH(relu_forward_kernel, grid_stride_blocks(n, k_block), k_block, 0, stream, out, inp, n);
+  return cudaGetLastError();
+}
+
+static inline cudaError_t relu_backward(float *dinp, const float *out, const float *dout, int64_t n,
+                                        cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  DAMA_LAUNCH(relu_backward_kernel, grid_stride_blocks(n, k_block), k_block, 0, stream, dinp, out, dout, n);
   return cudaGetLastError();
 }
 

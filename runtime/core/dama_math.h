@@ -97,4 +97,18 @@ DAMA_HD void dama_adamw_elem(float *p, float *m, float *v, float g, float b1, fl
 /* The EMA update of a teacher / momentum encoder: ema = momentum * ema + (1 - momentum) * p (as a, b). */
 DAMA_HD float dama_ema_elem(float ema, float p, float a, float b) { return a * ema + b * p; }
 
+/* ---- NN area (cuda/kernels/optim.cuh): the SGD element update, runtime/cpu/nn_optim.c's dama_sgd_step loop body
+ * (torch.optim.SGD: weight decay into the gradient, momentum buffer, dampening, Nesterov; `first` is step == 1,
+ * where the buffer starts as the gradient). buf may be NULL when momentum is 0. ---- */
+DAMA_HD void dama_sgd_elem(float *p, float *buf, float grad, float lr, float momentum, float dampening,
+                           float weight_decay, int nesterov, int first) {
+  float g = grad + weight_decay * *p;
+  if (momentum != 0.0f) {
+    float b = first ? g : momentum * *buf + (1.0f - dampening) * g;
+    *buf = b;
+    g = nesterov ? g + momentum * b : b;
+  }
+  *p -= lr * g;
+}
+
 #endif
