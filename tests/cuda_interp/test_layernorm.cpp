@@ -102,3 +102,42 @@ DAMA_TEST(layernorm_parameter_gradients_give_the_same_bits_under_every_schedule)
   });
   CHECK(same);
 }
+
+/* Many rows: the weight/bias gradient in row chunks (a function of N only), partial sums, then a second pass in
+ * chunk order: the CPU's values within 1e-5, and the same bits under every schedule and with 1 and 3 workers. */
+DAMA_TEST(layernorm_parameter_gradients_in_row_chunks_match_the_cpu_under_every_schedule) {
+  itest::Rng r(44);
+  for (int64_t N : {257, 600, 20000}) {
+    const int64_t C = N > 1000 ? 7 : 97;
+    CHECK(dama_cuda::layernorm_params_chunks(N) > 1);
+    const size_t n = (size_t)(N * C);
+    std::vector<float> x = itest::random_vec(r, n, 1e-3f, 2.0f), g = itest::random_vec(r, n, 1e-3f, 1.0f);
+    std::vector<float> out(n), mean((size_t)N), rstd((size_t)N);
+    CHECK_OK(dama_layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), nullptr, nullptr, N, C, 1e-5f));
+    const std::vector<float> w0 = itest::random_vec(r, (size_t)C, 1e-3f, 0.5f), b0 = itest::random_vec(r, (size_t)C, 1e-3f, 0.5f);
+    std::vector<float> want_w = w0, want_b = b0;
+    CHECK_OK(dama_layernorm_backward(nullptr, want_w.data(), want_b.data(), g.data(), x.data(), nullptr, mean.data(),
+                                     rstd.data(), N, C));
+    DevBuf dx(x), dg(g), dmean(mean), drstd(rstd), dw((size_t)C), db((size_t)C),
+        work((size_t)dama_cuda::layernorm_backward_workspace(N, C));
+    std::vector<float> first_w, first_b;
+    bool same = true;
+    const int saved = cuda_interp::workers();
+    for (int nw : {1, 3}) {
+      cuda_interp::set_workers(nw);
+      itest::each_schedule([&](cuda_interp::Schedule s) {
+        dw.upload(w0);
+        db.upload(b0);
+        dama_cuda::layernorm_backward_ws(nullptr, dw.p, db.p, dg.p, dx.p, nullptr, dmean.p, drstd.p, N, C, work.p, 0);
+        std::vector<float> w = dw.download(), b = db.download();
+        if (first_w.empty()) { first_w = w; first_b = b; }
+        else same = same && itest::same_bits(itest::schedule_name(s), w, first_w) && itest::same_bits("dbias", b, first_b);
+      });
+    }
+    cuda_interp::set_workers(saved);
+    CHECK(same);
+    const double floor = sqrt((double)N);
+    CHECK(itest::close("dweight (chunks)", first_w, want_w, 1e-5, floor));
+    CHECK(itest::close("dbias (chunks)", first_b, want_b, 1e-5, floor));
+  }
+}
