@@ -547,17 +547,32 @@ end)
 -- ---------------------------------------------------------------- the Lua API
 
 -- dama.nn.functional makes its gradients with zeros on the op's device and lets autograd add them: that needs the
--- tensor area's fill_ and add on cuda; until those exist this case says so.
-test('dama.nn.functional on cuda: forward and autograd backward match the cpu', function()
-  need_gpu()
+-- tensor area's fill_ and add on cuda; until those exist these cases say so.
+local function need_tensor_ops()
   local ok, e = pcall(function()
     local z = dama.zeros({2}, {device = 'cuda'})
     return z + z
   end)
   if not ok then skip('needs the tensor ops fill_ and add on cuda: ' .. tostring(e)) end
+end
+
+-- fn(device) returns a list of tensors; run it on cpu and cuda from the same seed and compare them pairwise
+local function same_on_both(fn, names, rtol)
+  math.randomseed(SEED + 7)
+  local want = fn('cpu')
+  math.randomseed(SEED + 7)
+  local got = fn('cuda')
+  for i = 1, #want do
+    expect(got[i].device == 'cuda:0', names[i] .. ' is on cuda:0, got ' .. tostring(got[i].device))
+    close(names[i], got[i], want[i], rtol or 1e-5, 1)
+  end
+end
+
+test('dama.nn.functional on cuda: LayerNorm, GELU, softmax, MSE forward and autograd backward match the cpu', function()
+  need_gpu()
+  need_tensor_ops()
   local F = require 'dama.nn.functional'
-  local function run(device)
-    math.randomseed(SEED + 7)
+  same_on_both(function(device)
     local x = rnd({7, 33}):to(device)
     local w, b = rnd({33}, 0.5, 1.5):to(device), rnd({33}):to(device)
     local target = rnd({7, 33}):to(device)
@@ -565,12 +580,110 @@ test('dama.nn.functional on cuda: forward and autograd backward match the cpu', 
     local h = F.gelu(F.layer_norm(x, w, b, 1e-5))
     local loss = F.mse_loss(F.softmax(h), target)
     loss:backward()
-    return loss, x.grad, w.grad, b.grad
+    return {loss, x.grad, w.grad, b.grad}
+  end, {'loss', 'x.grad', 'w.grad', 'b.grad'})
+end)
+
+test('dama.nn.functional on cuda: patches, the norm-pix loss, ReLU and the other losses with autograd', function()
+  need_gpu()
+  need_tensor_ops()
+  local F = require 'dama.nn.functional'
+  same_on_both(function(device)
+    local imgs = rnd({2, 3, 8, 8}):to(device)
+    imgs.requires_grad = true
+    local target = F.patchify(rnd({2, 3, 8, 8}):to(device), 4)           -- [2, 4, 48]
+    local pred = F.relu(F.patchify(imgs, 4))
+    local m = mask01({2, 4}, 0.5)
+    m:data()[0] = 1
+    local l1, lpp = F.normpix_loss(pred, target, m:to(device))
+    local back = F.unpatchify(F.patchify(imgs, 4), 4, 3, 8, 8)
+    local l2 = F.smooth_l1_loss(back, rnd({2, 3, 8, 8}):to(device), 0.5)
+    local logits = F.patchify(imgs, 4):reshape({8, 48})
+    local l3 = F.cross_entropy(logits, targets(8, 48):to(device), 0.1)
+    local l4 = F.soft_cross_entropy(logits, pos({8, 48}):to(device))
+    local loss = l1 + l2 + l3 + l4
+    loss:backward()
+    local pe = F.sincos_pos_embed(16, 2, 2, true, device)
+    return {l1, lpp, l2, l3, l4, imgs.grad, pe}
+  end, {'normpix loss', 'loss per patch', 'smooth_l1', 'cross_entropy', 'soft_cross_entropy', 'imgs.grad', 'pos_embed'})
+end)
+
+test('dama.optim AdamW, SGD (Nesterov) and EMA on cuda parameters match the cpu', function()
+  need_gpu()
+  need_tensor_ops()
+  local optim = require 'dama.optim'
+  same_on_both(function(device)
+    local p1, p2, p3 = rnd({33}):to(device), rnd({7, 5}):to(device), rnd({257}):to(device)
+    local adamw = optim.AdamW({p1, p2}, {lr = 1e-2, betas = {0.9, 0.95}, weight_decay = 0.05})
+    local sgd = optim.SGD({p3}, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 1e-4})
+    local ema = optim.EMA({p1, p2, p3}, 0.99)
+    for _ = 1, 3 do
+      p1.grad, p2.grad, p3.grad = rnd({33}):to(device), rnd({7, 5}):to(device), rnd({257}):to(device)
+      adamw:step()
+      sgd:step()
+      ema:update()
+    end
+    return {p1, p2, p3, ema.shadow[1], ema.shadow[2], ema.shadow[3]}
+  end, {'adamw p1', 'adamw p2', 'sgd p3', 'ema 1', 'ema 2', 'ema 3'}, EXACT)
+end)
+
+-- The DAMA step is replayed as a CUDA graph: these ops must queue the same work under stream capture (no host
+-- wait, scratch from the graph's pool) and a replay must give the eager bits, also after new inputs are copied in.
+test('the NN ops are capture-safe: a CUDA graph replay gives the eager results bit for bit', function()
+  need_gpu()
+  local N, Cn, L, P = 300, 33, 75, 12 -- LayerNorm's row chunks and several loss partials: scratch in the capture
+  local x, w, b = rnd({N, Cn}):cuda(), rnd({Cn}, 0.5, 1.5):cuda(), rnd({Cn}):cuda()
+  local g = rnd({N, Cn}):cuda()
+  local pred, tgt, m = rnd({4, L, P}):cuda(), rnd({4, L, P}):cuda(), mask01({4, L}, 0.7):cuda()
+  local dl = scalar(0.75):cuda()
+  local p0, m0, v0 = rnd({N * Cn}), rnd({N * Cn}, 1e-6, 1e-2), pos({N * Cn}, 1e-8, 1e-4)
+  local dx0, dw0, db0, dp0 = rnd({N, Cn}), rnd({Cn}), rnd({Cn}), rnd({4, L, P})
+  local function buffers()
+    local o = {out = dama.empty({N, Cn}, {device = 'cuda'}), mean = dama.empty({N}, {device = 'cuda'}),
+               rstd = dama.empty({N}, {device = 'cuda'}), loss = dama.empty({1}, {device = 'cuda'}),
+               lpp = dama.empty({4, L}, {device = 'cuda'}), mse = dama.empty({1}, {device = 'cuda'}),
+               dx = dx0:cuda(), dw = dw0:cuda(), db = db0:cuda(), dp = dp0:cuda(),
+               p = p0:cuda(), m = m0:cuda(), v = v0:cuda()}
+    return o
   end
-  local lc, gxc, gwc, gbc = run('cpu')
-  local ld, gxd, gwd, gbd = run('cuda')
-  close('loss', ld, lc, 1e-5, 0)
-  close('x.grad', gxd, gxc, 1e-5, 1)
-  close('w.grad', gwd, gwc, 1e-5, 1)
-  close('b.grad', gbd, gbc, 1e-5, 1)
+  local function step(o)
+    call(C.dama_nn_layernorm_forward, o.out._c, o.mean._c, o.rstd._c, x._c, w._c, b._c, N, Cn, 1e-5)
+    call(C.dama_nn_layernorm_backward, o.dx._c, o.dw._c, o.db._c, g._c, x._c, w._c, o.mean._c, o.rstd._c, N, Cn)
+    call(C.dama_nn_normpix_loss_forward, o.loss._c, o.lpp._c, pred._c, tgt._c, m._c, 4, L, P, 1, 1e-6)
+    call(C.dama_nn_normpix_loss_backward, o.dp._c, pred._c, tgt._c, m._c, 4, L, P, 1, 1e-6, dl._c)
+    call(C.dama_nn_sq_error_forward, o.mse._c, o.out._c, g._c, N * Cn, 1)
+    call(C.dama_nn_adamw_step, o.p._c, o.dx._c, o.m._c, o.v._c, N * Cn, 1e-3, 0.9, 0.999, 1e-8, 0.05, 3)
+  end
+  local names = {'out', 'mean', 'rstd', 'dx', 'dw', 'db', 'loss', 'lpp', 'dp', 'mse', 'p', 'm', 'v'}
+  local function compare(eager, graphed, what)
+    for _, k in ipairs(names) do
+      local e, same = diff(graphed[k], eager[k], 0)
+      expect(same, string.format('%s: %s differs from the eager run (rel %.3g)', what, k, e))
+    end
+  end
+  -- the C entry points of dama.cuda.graph (lua/dama/cuda.lua), so that a capture error ends the capture here
+  local function replay(h) expect(C.dama_cuda_graph_replay(h) == 0, 'replay: ' .. ffi.string(C.dama_last_error())) end
+  local eager = buffers()
+  step(eager)
+  local o = buffers()
+  local box = ffi.new('dama_cuda_graph*[1]')
+  expect(C.dama_cuda_graph_begin(0, box) == 0, 'begin: ' .. ffi.string(C.dama_last_error()))
+  local ok, err = pcall(step, o)
+  local st = C.dama_cuda_graph_end(box[0], ok and 1 or 0)
+  local h = ffi.gc(box[0], C.dama_cuda_graph_destroy)
+  expect(ok, 'the capture: ' .. tostring(err))
+  expect(st == 0, 'end: ' .. ffi.string(C.dama_last_error()))
+  expect(select(2, diff(o.dw, dw0, 0)), 'the capture ran nothing (dweight untouched)')
+  replay(h)
+  compare(eager, o, 'first replay')
+  -- new inputs in place, the accumulating buffers reset: the replay follows them
+  local x2 = rnd({N, Cn}):cuda()
+  x:copy_(x2)
+  for _, k in ipairs{'dx', 'dw', 'db', 'dp', 'p', 'm', 'v'} do
+    o[k]:copy_(({dx = dx0, dw = dw0, db = db0, dp = dp0, p = p0, m = m0, v = v0})[k]:cuda())
+  end
+  replay(h)
+  local eager2 = buffers()
+  step(eager2)
+  compare(eager2, o, 'replay after new inputs')
 end)
