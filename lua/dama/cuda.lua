@@ -153,7 +153,7 @@ function M.graph(fn, opts)
   local box = ffi.new('dama_cuda_graph*[1]')
   if C.dama_cuda_graph_begin(index, box) ~= 0 then error('dama.cuda.graph: ' .. last_error(), 2) end
   local handle = box[0]
-  local res = table.pack(pcall(fn))
+  local res = (function(...) return {n = select('#', ...), ...} end)(pcall(fn))   -- LuaJIT has no table.pack
   local st = C.dama_cuda_graph_end(handle, res[1] and 1 or 0)
   local g = setmetatable({index = index, outputs = {}}, Graph)
   g._h = ffi.gc(handle, C.dama_cuda_graph_destroy)
