@@ -85,6 +85,22 @@ def main():
     step = {r["step"]: r for r in steps}
     gpu_t = read_junit(os.path.join(logs, "ctest-gpu.xml"))
     all_t = read_junit(os.path.join(logs, "ctest-all.xml"))
+    if all_t:
+        # tests stopped by the step's time limit (ctest --stop-time marks them Timeout) and tests never started
+        cut = set()
+        for path in glob.glob(os.path.join(logs, "*-ctest-all.log")):
+            for line in open(path, errors="replace"):
+                line = line.strip()
+                if line.endswith("(Timeout)") and " - " in line:
+                    cut.add(line.split(" - ", 1)[1].rsplit(" (", 1)[0])
+        all_t["tests"] = [(n, "cut" if s == "failed" and n in cut else s, t) for n, s, t in all_t["tests"]]
+        all_t["cut"] = sum(1 for t in all_t["tests"] if t[1] == "cut")
+        all_t["failed"] = sum(1 for t in all_t["tests"] if t[1] == "failed")
+        try:
+            all_t["planned"] = int(open(os.path.join(logs, "ctest-all.count")).read().strip())
+        except (OSError, ValueError):
+            all_t["planned"] = all_t["total"]
+        all_t["not_started"] = max(0, all_t["planned"] - all_t["total"])
     torch_r = read_json(os.path.join(logs, "torch.json"))
     variants = []   # dama_step.lua results on the device, in the order gpu-check ran them
     for name in ("dama-bf16", "dama-bf16-graph", "dama-fp16", "dama-fp32"):
@@ -145,13 +161,14 @@ def main():
 
     L.append("## Tests")
     L.append("")
-    L.append("| ctest | passed | failed | skipped | total |")
-    L.append("| --- | ---: | ---: | ---: | ---: |")
+    L.append("| ctest | passed | failed | skipped | stopped by the time limit | not started (time) | tests |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, t, st in (("-L gpu", gpu_t, "ctest-gpu"), ("-LE gpu (the rest)", all_t, "ctest-all")):
         if t:
-            L.append("| %s | %d | %d | %d | %d |" % (name, t["passed"], t["failed"], t["skipped"], t["total"]))
+            L.append("| %s | %d | %d | %d | %d | %d | %d |" % (name, t["passed"], t["failed"], t["skipped"], t.get("cut", 0),
+                                                          t.get("not_started", 0), t.get("planned", t["total"])))
         else:
-            L.append("| %s | not run: %s | | | |" % (name, step_note(st)))
+            L.append("| %s | not run: %s | | | | | |" % (name, step_note(st)))
     if gpu_t:
         L.append("")
         L.append("GPU tests: " + ", ".join("%s %s (%.1f s)" % t for t in gpu_t["tests"]))
@@ -159,6 +176,10 @@ def main():
     if bad:
         L.append("")
         L.append("Failed: " + ", ".join(t[0] for t in bad))
+    cut = [t for t in (all_t or {"tests": []})["tests"] if t[1] == "cut"]
+    if cut:
+        L.append("")
+        L.append("Stopped by the time limit (not failures): " + ", ".join(t[0] for t in cut))
     L.append("")
 
     L.append("## The DAMA pretraining step (%s)" % ("tiny config on the CPU" if rehearse else
@@ -294,7 +315,10 @@ def main():
     if gpu_t:
         parts.append("ctest -L gpu %d passed %d failed %d skipped" % (gpu_t["passed"], gpu_t["failed"], gpu_t["skipped"]))
     if all_t:
-        parts.append("rest %d/%d passed" % (all_t["passed"], all_t["total"]))
+        parts.append("rest %d/%d passed, %d failed%s" % (
+            all_t["passed"], all_t["planned"], all_t["failed"],
+            ", %d not finished in time" % (all_t["cut"] + all_t["not_started"]) if all_t["cut"] + all_t["not_started"]
+            else ""))
     if loader:
         best = max((r for r in loader["runs"] if r.get("status") == "ok"), key=lambda r: r["samples_per_s"], default=None)
         if best:
