@@ -201,7 +201,12 @@ def run_mode(mode, c, dev, steps, warmup, seed, deadline, grad_norm=True):
     fn = torch.compile(loss_of) if mode == "compile" else loss_of
 
     params = [q for q in model.parameters() if q.requires_grad]
-    drops = [0]
+    scales = [] if scaler is not None and hasattr(scaler, "_get_scale_async") else None
+
+    def note_scale():
+        t = scaler._get_scale_async()
+        if t is not None:
+            scales.append(t.detach().clone())
 
     def step():
         noise = torch.rand(N, L, device=dev, generator=g)
@@ -211,11 +216,10 @@ def run_mode(mode, c, dev, steps, warmup, seed, deadline, grad_norm=True):
             if grad_norm:
                 scaler.unscale_(opt)
                 grad_norm_(params)
-            s0 = scaler.get_scale()
             scaler.step(opt)
             scaler.update()
-            if scaler.get_scale() < s0:
-                drops[0] += 1
+            if scales is not None:   # the scale as a device tensor: no host sync inside the timed steps
+                note_scale()
         else:
             loss.backward()
             if grad_norm:
@@ -232,7 +236,9 @@ def run_mode(mode, c, dev, steps, warmup, seed, deadline, grad_norm=True):
     first = float(first)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    drops[0] = 0
+    if scales is not None:
+        scales.clear()
+        note_scale()
     ends, t_start = [], None
     done = 0
     wall0 = time.perf_counter()
@@ -267,11 +273,12 @@ def run_mode(mode, c, dev, steps, warmup, seed, deadline, grad_norm=True):
            "samples_per_s": N * done / total, "step_ms_median": 1e3 * per[len(per) // 2],
            "step_ms_min": 1e3 * per[0], "peak_mem_bytes": peak, "loss_first": first, "loss_last": float(last),
            "autocast": str(adtype).replace("torch.", "") if adtype else "off", "grad_scaler": scaler is not None, "grad_norm": grad_norm}
-    if scaler is not None:
-        res["scaler_skipped_steps"] = drops[0]   # steps whose fp16 gradients overflowed (the optimizer step skipped)
+    if scales and len(scales) > 1:   # steps whose fp16 gradients overflowed (the step skipped, the scale halved)
+        sv = torch.stack(scales).float().cpu()
+        res["scaler_skipped_steps"] = int((sv[1:] < sv[:-1]).sum())
+        res["scaler_scale_last"] = float(sv[-1])
     if not math.isfinite(res["loss_last"]):
         res["note"] = "non-finite loss (fp16 overflow skipped by the scaler, or a real problem)"
-    del model, opt, x, fn
     if mode == "compile":
         torch._dynamo.reset()   # drop the compiled graphs (and the model they hold)
     return res
