@@ -111,4 +111,52 @@ DAMA_HD void dama_sgd_elem(float *p, float *buf, float grad, float lr, float mom
   *p -= lr * g;
 }
 
+/* ==== reductions and RNG (runtime/cpu/rng.c, cuda/kernels/philox.cuh) ====
+ * Philox4x32-10 (Salmon et al., SC'11) and the transforms of its 32-bit draws into values, so that a seed gives the
+ * same numbers on every device. The transforms compute in double and are written without an a*b+c that a compiler
+ * could contract into an FMA: the products go through dama_rng_mul, which rounds on its own (__dmul_rn on a GPU; on
+ * the host a volatile store, since -ffp-contract=fast would fuse across statements). log/cos/sqrt are the device's:
+ * sqrt is correctly rounded everywhere, log and cos are glibc's on the CPU (and in the interpreter) but CUDA's on a
+ * GPU (documented error 1 and 2 ulp), so on a GPU normal_ agrees with the CPU to about an ulp of double (its f32 /
+ * bf16 / f16 results round alike except in the rarest ties), while uniform_ and randint_ agree bit for bit. */
+DAMA_HD void dama_philox4x32_10(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]) {
+  uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
+  uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
+  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+    c1 = (uint32_t)p1; c3 = (uint32_t)p0; c0 = n0; c2 = n2;
+    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+  }
+  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+/* a * b rounded to double on its own, never fused with a following addition */
+DAMA_HD double dama_rng_mul(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  volatile double p = a * b;
+  return p;
+#endif
+}
+
+/* A 24-bit uniform in [0, 1) from a 32-bit draw (float and double fills agree on it). */
+DAMA_HD double dama_rng_u01(uint32_t x) { return (double)(x >> 8) * (1.0 / 16777216.0); }
+/* Element i of a fill uses Philox counter (offset + i * per_elem / 4), lanes (i * per_elem) % 4 ..: uniform_ takes one
+ * lane per element, normal_ and randint_ two. */
+DAMA_HD double dama_rng_uniform(uint32_t x, double lo, double hi) { return lo + dama_rng_mul(hi - lo, dama_rng_u01(x)); }
+/* Box-Muller from two lanes (1 - u avoids log(0)). */
+DAMA_HD double dama_rng_normal(uint32_t x0, uint32_t x1, double mean, double std) {
+  const double u1 = 1.0 - dama_rng_u01(x0), u2 = dama_rng_u01(x1);
+  return mean + dama_rng_mul(dama_rng_mul(std, sqrt(-2.0 * log(u1))), cos(6.283185307179586 * u2));
+}
+/* An integer in [lo, hi) from two lanes (a 64-bit draw modulo the span; lo and hi as the CPU passes them, in double). */
+DAMA_HD double dama_rng_int(uint32_t x0, uint32_t x1, double lo, double hi) {
+  const uint64_t r = ((uint64_t)x0 << 32) | x1;
+  const uint64_t span = (uint64_t)(hi - lo);
+  return lo + (double)(r % span);
+}
+
 #endif

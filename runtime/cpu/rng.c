@@ -2,6 +2,7 @@
  * (seed, counter), so CPU threads, GPU threads and resumed runs all see the same stream. */
 #include "core/dama_internal.h"
 #include "core/backend.h"
+#include "core/dama_math.h"
 #include <math.h>
 
 static dama_rng default_rng = {0, 0};
@@ -10,21 +11,10 @@ dama_rng *dama_default_rng(void) { return &default_rng; }
 
 void dama_manual_seed(uint64_t seed) { default_rng.seed = seed; default_rng.offset = 0; }
 
+/* The round function and the bits -> value transforms are core/dama_math.h's, shared with the CUDA kernels. */
 void dama_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]) {
-  uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
-  uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
-  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-  for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1; c3 = (uint32_t)p0; c0 = n0; c2 = n2;
-    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-  }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  dama_philox4x32_10(key, counter_hi, counter_lo, out);
 }
-
-/* 24-bit uniform in [0, 1) from a 32-bit draw, as float and double paths agree on it. */
-static inline double u01(uint32_t x) { return (double)(x >> 8) * (1.0 / 16777216.0); }
 
 /* Element i of a fill uses counter (offset + i/4), lane i%4; the generator then advances by the
  * number of blocks used, so consecutive fills never overlap. */
@@ -42,7 +32,7 @@ static dama_status fill_random(const char *op, dama_tensor *t, dama_rng *rng, in
 #pragma omp parallel for if (n > 65536) schedule(static)
   for (int64_t blk = 0; blk < nblocks; blk++) {
     uint32_t lanes[4];
-    dama_philox4x32(rng->seed, 0, base + (uint64_t)blk, lanes);
+    dama_philox4x32_10(rng->seed, 0, base + (uint64_t)blk, lanes);
     for (int l = 0; l + per_elem <= 4; l += per_elem) {
       int64_t i = (blk * 4 + l) / per_elem;
       if (i < n) d[i] = draw(lanes, l, a, b);
@@ -55,19 +45,11 @@ static dama_status fill_random(const char *op, dama_tensor *t, dama_rng *rng, in
   return s;
 }
 
-static double draw_uniform(const uint32_t *x, int l, double lo, double hi) { return lo + (hi - lo) * u01(x[l]); }
-
-/* Box–Muller from two lanes (1 - u avoids log(0)). */
+static double draw_uniform(const uint32_t *x, int l, double lo, double hi) { return dama_rng_uniform(x[l], lo, hi); }
 static double draw_normal(const uint32_t *x, int l, double mean, double std) {
-  double u1 = 1.0 - u01(x[l]), u2 = u01(x[l + 1]);
-  return mean + std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+  return dama_rng_normal(x[l], x[l + 1], mean, std);
 }
-
-static double draw_int(const uint32_t *x, int l, double lo, double hi) {
-  uint64_t r = ((uint64_t)x[l] << 32) | x[l + 1];
-  uint64_t span = (uint64_t)(hi - lo);
-  return lo + (double)(r % span);
-}
+static double draw_int(const uint32_t *x, int l, double lo, double hi) { return dama_rng_int(x[l], x[l + 1], lo, hi); }
 
 dama_status dama_cpu_uniform_(dama_tensor *t, double lo, double hi, dama_rng *rng) {
   if (!dama_dtype_is_float((dama_dtype)t->dtype))
@@ -101,7 +83,7 @@ dama_status dama_randperm(dama_tensor **out, int64_t n, dama_dtype dtype, dama_r
   /* Fisher–Yates, one 64-bit draw (two lanes) per swap. */
   for (int64_t i = n - 1; i > 0; i--) {
     uint32_t x[4];
-    dama_philox4x32(rng->seed, 1, rng->offset + (uint64_t)i / 2, x);
+    dama_philox4x32_10(rng->seed, 1, rng->offset + (uint64_t)i / 2, x);
     int l = (int)(i % 2) * 2;
     uint64_t r = ((uint64_t)x[l] << 32) | x[l + 1];
     int64_t j = (int64_t)(r % (uint64_t)(i + 1));
