@@ -97,6 +97,226 @@ DAMA_HD void dama_adamw_elem(float *p, float *m, float *v, float g, float b1, fl
 /* The EMA update of a teacher / momentum encoder: ema = momentum * ema + (1 - momentum) * p (as a, b). */
 DAMA_HD float dama_ema_elem(float ema, float p, float a, float b) { return a * ema + b * p; }
 
+/* ==== element-wise tensor ops (cpu/ops_elementwise.c and cuda/kernels/tensor_elementwise.cuh) ====
+ * The per-element expressions of the binary, unary and clamp ops in their three compute kinds (f32 for f32/bf16/f16,
+ * f64, i64 for the integer dtypes), and the dtype conversions of the CPU's loads and stores (cpu/ops_common.c).
+ * `op` is a dama_binop / dama_unop value (api/ops.h; ops_elementwise.c checks the numbering with static asserts);
+ * every caller passes a constant, so the switch folds away (DAMA_HD_EW forces the inlining on the host too, where
+ * GCC would otherwise weigh the whole switch). None of these expressions has an a*b+c that could be contracted. */
+#if defined(__CUDACC__)
+#define DAMA_HD_EW DAMA_HD
+#elif defined(__GNUC__)
+#define DAMA_HD_EW static inline __attribute__((always_inline))
+#else
+#define DAMA_HD_EW static inline
+#endif
+
+enum {
+  DAMA_EW_ADD = 0, DAMA_EW_SUB = 1, DAMA_EW_MUL = 2, DAMA_EW_DIV = 3, DAMA_EW_POW = 4, DAMA_EW_MAXIMUM = 5,
+  DAMA_EW_MINIMUM = 6, DAMA_EW_EQ = 7, DAMA_EW_NE = 8, DAMA_EW_LT = 9, DAMA_EW_LE = 10, DAMA_EW_GT = 11,
+  DAMA_EW_GE = 12, DAMA_EW_NUM_BINOPS = 13
+};
+enum {
+  DAMA_EW_NEG = 0, DAMA_EW_EXP = 1, DAMA_EW_LOG = 2, DAMA_EW_SQRT = 3, DAMA_EW_ABS = 4, DAMA_EW_SIN = 5,
+  DAMA_EW_COS = 6, DAMA_EW_TANH = 7, DAMA_EW_SIGMOID = 8, DAMA_EW_RELU = 9, DAMA_EW_RSQRT = 10, DAMA_EW_SQUARE = 11,
+  DAMA_EW_RECIPROCAL = 12, DAMA_EW_SIGN = 13, DAMA_EW_FLOOR = 14, DAMA_EW_CEIL = 15, DAMA_EW_ROUND = 16,
+  DAMA_EW_ERF = 17, DAMA_EW_GELU = 18, DAMA_EW_NUM_UNOPS = 19
+};
+
+/* NaN-propagating maximum/minimum like torch.maximum; sign(-0) = +0, sign(NaN) = NaN. */
+#define DAMA_EW_FMAX(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) > (y) ? (x) : (y))
+#define DAMA_EW_FMIN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) < (y) ? (x) : (y))
+#define DAMA_EW_SIGNF(x) ((x) > 0 ? 1 : (x) < 0 ? -1 : (x) == (x) ? 0 : (x))
+
+DAMA_HD_EW float dama_ew_binop_f32(int op, float x, float y) {
+  switch (op) {
+    case DAMA_EW_ADD: return x + y;
+    case DAMA_EW_SUB: return x - y;
+    case DAMA_EW_MUL: return x * y;
+    case DAMA_EW_DIV: return x / y;
+    case DAMA_EW_POW: return powf(x, y);
+    case DAMA_EW_MAXIMUM: return DAMA_EW_FMAX(x, y);
+    case DAMA_EW_MINIMUM: return DAMA_EW_FMIN(x, y);
+    case DAMA_EW_EQ: return (float)(x == y);
+    case DAMA_EW_NE: return (float)(x != y);
+    case DAMA_EW_LT: return (float)(x < y);
+    case DAMA_EW_LE: return (float)(x <= y);
+    case DAMA_EW_GT: return (float)(x > y);
+    default: return (float)(x >= y);
+  }
+}
+DAMA_HD_EW double dama_ew_binop_f64(int op, double x, double y) {
+  switch (op) {
+    case DAMA_EW_ADD: return x + y;
+    case DAMA_EW_SUB: return x - y;
+    case DAMA_EW_MUL: return x * y;
+    case DAMA_EW_DIV: return x / y;
+    case DAMA_EW_POW: return pow(x, y);
+    case DAMA_EW_MAXIMUM: return DAMA_EW_FMAX(x, y);
+    case DAMA_EW_MINIMUM: return DAMA_EW_FMIN(x, y);
+    case DAMA_EW_EQ: return (double)(x == y);
+    case DAMA_EW_NE: return (double)(x != y);
+    case DAMA_EW_LT: return (double)(x < y);
+    case DAMA_EW_LE: return (double)(x <= y);
+    case DAMA_EW_GT: return (double)(x > y);
+    default: return (double)(x >= y);
+  }
+}
+
+/* Integers wrap (two's complement) like torch: the arithmetic is done in uint64. A negative power is 0 except for
+ * the bases 1 and -1 (the tensor ops refuse negative integer exponents before computing one); division is never
+ * computed in the i64 kind (div promotes to f32) and is kept for completeness. */
+DAMA_HD_EW int64_t dama_ew_ipow(int64_t x, int64_t y) {
+  if (y < 0) return x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, b = (uint64_t)x;
+  while (y) { if (y & 1) r *= b; b *= b; y >>= 1; }
+  return (int64_t)r;
+}
+DAMA_HD_EW int64_t dama_ew_idiv(int64_t x, int64_t y) {
+  return y == 0 ? 0 : (y == -1 ? (int64_t)(0 - (uint64_t)x) : x / y);
+}
+DAMA_HD_EW int64_t dama_ew_binop_i64(int op, int64_t x, int64_t y) {
+  switch (op) {
+    case DAMA_EW_ADD: return (int64_t)((uint64_t)x + (uint64_t)y);
+    case DAMA_EW_SUB: return (int64_t)((uint64_t)x - (uint64_t)y);
+    case DAMA_EW_MUL: return (int64_t)((uint64_t)x * (uint64_t)y);
+    case DAMA_EW_DIV: return dama_ew_idiv(x, y);
+    case DAMA_EW_POW: return dama_ew_ipow(x, y);
+    case DAMA_EW_MAXIMUM: return x > y ? x : y;
+    case DAMA_EW_MINIMUM: return x < y ? x : y;
+    case DAMA_EW_EQ: return x == y;
+    case DAMA_EW_NE: return x != y;
+    case DAMA_EW_LT: return x < y;
+    case DAMA_EW_LE: return x <= y;
+    case DAMA_EW_GT: return x > y;
+    default: return x >= y;
+  }
+}
+
+DAMA_HD_EW float dama_ew_unop_f32(int op, float x) {
+  switch (op) {
+    case DAMA_EW_NEG: return -x;
+    case DAMA_EW_EXP: return expf(x);
+    case DAMA_EW_LOG: return logf(x);
+    case DAMA_EW_SQRT: return sqrtf(x);
+    case DAMA_EW_ABS: return fabsf(x);
+    case DAMA_EW_SIN: return sinf(x);
+    case DAMA_EW_COS: return cosf(x);
+    case DAMA_EW_TANH: return tanhf(x);
+    case DAMA_EW_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case DAMA_EW_RELU: return x < 0 ? 0.0f : x;
+    case DAMA_EW_RSQRT: return 1.0f / sqrtf(x);
+    case DAMA_EW_SQUARE: return x * x;
+    case DAMA_EW_RECIPROCAL: return 1.0f / x;
+    case DAMA_EW_SIGN: return (float)DAMA_EW_SIGNF(x);
+    case DAMA_EW_FLOOR: return floorf(x);
+    case DAMA_EW_CEIL: return ceilf(x);
+    case DAMA_EW_ROUND: return nearbyintf(x);
+    case DAMA_EW_ERF: return erff(x);
+    default: return 0.5f * x * (1.0f + erff(x * (float)0.70710678118654752440)); /* GELU, erf form */
+  }
+}
+DAMA_HD_EW double dama_ew_unop_f64(int op, double x) {
+  switch (op) {
+    case DAMA_EW_NEG: return -x;
+    case DAMA_EW_EXP: return exp(x);
+    case DAMA_EW_LOG: return log(x);
+    case DAMA_EW_SQRT: return sqrt(x);
+    case DAMA_EW_ABS: return fabs(x);
+    case DAMA_EW_SIN: return sin(x);
+    case DAMA_EW_COS: return cos(x);
+    case DAMA_EW_TANH: return tanh(x);
+    case DAMA_EW_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case DAMA_EW_RELU: return x < 0 ? 0.0 : x;
+    case DAMA_EW_RSQRT: return 1.0 / sqrt(x);
+    case DAMA_EW_SQUARE: return x * x;
+    case DAMA_EW_RECIPROCAL: return 1.0 / x;
+    case DAMA_EW_SIGN: return (double)DAMA_EW_SIGNF(x);
+    case DAMA_EW_FLOOR: return floor(x);
+    case DAMA_EW_CEIL: return ceil(x);
+    case DAMA_EW_ROUND: return nearbyint(x);
+    case DAMA_EW_ERF: return erf(x);
+    default: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440));
+  }
+}
+/* The unary ops that keep an integer dtype (computed in i64: floor, ceil and round are the identity); the others
+ * promote integers to f32. */
+DAMA_HD_EW int dama_ew_unop_keeps_int(int op) {
+  return op == DAMA_EW_NEG || op == DAMA_EW_ABS || op == DAMA_EW_RELU || op == DAMA_EW_SQUARE || op == DAMA_EW_SIGN ||
+         op == DAMA_EW_FLOOR || op == DAMA_EW_CEIL || op == DAMA_EW_ROUND;
+}
+DAMA_HD_EW int64_t dama_ew_unop_i64(int op, int64_t x) {
+  switch (op) {
+    case DAMA_EW_NEG: return (int64_t)(0 - (uint64_t)x);
+    case DAMA_EW_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+    case DAMA_EW_RELU: return x < 0 ? 0 : x;
+    case DAMA_EW_SQUARE: return (int64_t)((uint64_t)x * (uint64_t)x);
+    case DAMA_EW_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    default: return x; /* floor, ceil, round */
+  }
+}
+
+/* clamp: lower bound first, so lo > hi gives hi; NaN stays NaN. The i64 kind's bounds are ceil(lo), floor(hi)
+ * saturated to the i64 range (dama_ew_bound_i64). */
+DAMA_HD_EW float dama_ew_clamp_f32(float x, float lo, float hi) { x = x < lo ? lo : x; return x > hi ? hi : x; }
+DAMA_HD_EW double dama_ew_clamp_f64(double x, double lo, double hi) { x = x < lo ? lo : x; return x > hi ? hi : x; }
+DAMA_HD_EW int64_t dama_ew_clamp_i64(int64_t x, int64_t lo, int64_t hi) { x = x < lo ? lo : x; return x > hi ? hi : x; }
+DAMA_HD_EW int64_t dama_ew_bound_i64(double v) {
+  if (v >= 9.2233720368547758e18) return INT64_MAX;
+  if (v <= -9.2233720368547758e18) return INT64_MIN;
+  return (int64_t)v;
+}
+
+/* ---- conversions, as the CPU's loads and stores do them (cpu/ops_common.c) ---- */
+
+/* The bits of a float. */
+DAMA_HD uint32_t dama_f32_as_u32(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  union { uint32_t u; float f; } s;
+  s.f = f;
+  return s.u;
+#endif
+}
+/* float -> int: truncation toward zero, NaN -> 0, saturated to the i64 range (a narrower int then wraps like a C
+ * cast of the i64). */
+DAMA_HD int64_t dama_ew_f2i(double v) {
+  if (v != v) return 0;
+  if (v >= 9.2233720368547758e18) return INT64_MAX;
+  if (v <= -9.2233720368547758e18) return INT64_MIN;
+  return (int64_t)v;
+}
+/* bf16 as core/dama_internal.h's dama_bf16_to_f32 / dama_f32_to_bf16: round to nearest even, a NaN keeps its sign
+ * and top payload bits and is made quiet (CUDA's __float2bfloat16 would give 0x7fff). */
+DAMA_HD float dama_ew_bf16_to_f32(uint16_t h) { return dama_u32_as_f32((uint32_t)h << 16); }
+DAMA_HD uint16_t dama_ew_f32_to_bf16(float f) {
+  const uint32_t u = dama_f32_as_u32(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+/* f16 as the CPU converts it with F16C (_cvtsh_ss / _cvtss_sh, round to nearest even; what -march=native gives on
+ * x86-64): exact widening, a NaN made quiet keeping its sign and top payload bits in both directions. Without F16C
+ * the CPU's dama_f16_to_f32 / dama_f32_to_f16 agree on every value but NaN payloads. */
+DAMA_HD float dama_ew_f16_to_f32(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (e == 0) {
+    if (mant == 0) return dama_u32_as_f32(sign);
+    const float v = (float)mant * 5.9604644775390625e-8f; /* subnormal: mant * 2^-24, exact */
+    return sign ? -v : v;
+  }
+  if (e == 31) return dama_u32_as_f32(sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0u));
+  return dama_u32_as_f32(sign | ((e + 112) << 23) | (mant << 13));
+}
+DAMA_HD uint16_t dama_ew_f32_to_f16(float f) {
+  const uint32_t u = dama_f32_as_u32(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* NaN */
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                      /* overflow to Inf (>= 65520) */
+  if (a < 0x38800000u)                                                          /* subnormal or zero */
+    return (uint16_t)(sign | (uint32_t)lrintf(dama_u32_as_f32(a) * 16777216.0f)); /* exact scaling, then RNE */
+  return (uint16_t)(sign | ((a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13));       /* rebias exponent, RNE */
+}
+
 /* ---- NN area (cuda/kernels/optim.cuh): the SGD element update, runtime/cpu/nn_optim.c's dama_sgd_step loop body
  * (torch.optim.SGD: weight decay into the gradient, momentum buffer, dampening, Nesterov; `first` is step == 1,
  * where the buffer starts as the gradient). buf may be NULL when momentum is 0. ---- */

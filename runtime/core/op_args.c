@@ -2,6 +2,7 @@
  * broadcasting, dim wrapping, in-place target and overlap checks. A backend's kernels call these so an op refuses
  * the same arguments with the same message on every device. */
 #include "core/op_args.h"
+#include "core/dama_math.h"
 
 static int dtype_rank_float(dama_dtype t) { return t == DAMA_F64 ? 3 : t == DAMA_F32 ? 2 : 1; }
 
@@ -59,4 +60,73 @@ bool ops_overlaps_differently(const dama_tensor *dst, const dama_tensor *src) {
   for (int32_t i = 0; i < dst->ndim; i++)
     if (dst->shape[i] != src->shape[i] || (dst->shape[i] > 1 && dst->strides[i] != src->strides[i])) return true;
   return false;
+}
+
+/* ---- the element-wise ops' rules ---- */
+
+dama_status ops_check_into(const char *op, const dama_tensor *a, const dama_tensor *b, const char *bname) {
+  int32_t nd;
+  int64_t shape[DAMA_MAX_DIMS];
+  char sa[160], sb[160];
+  bool ok = dama_broadcast_shapes(a->ndim, a->shape, b->ndim, b->shape, &nd, shape) == DAMA_OK && nd == a->ndim;
+  for (int32_t i = 0; ok && i < nd; i++) ok = shape[i] == a->shape[i];
+  if (!ok)
+    return dama_error(DAMA_ERR_SHAPE, "%s: %s of shape %s cannot be broadcast to the in-place shape %s", op, bname,
+                      dama_shape_str(b, sb, sizeof sb), dama_shape_str(a, sa, sizeof sa));
+  return DAMA_OK;
+}
+
+dama_status ops_check_binop(dama_binop op) {
+  if ((unsigned)op >= DAMA_NUM_BINOPS) return dama_error(DAMA_ERR_ARG, "binary: unknown op %d", (int)op);
+  return DAMA_OK;
+}
+
+dama_status ops_check_unop(const char *name, dama_unop op) {
+  if ((unsigned)op >= DAMA_NUM_UNOPS) return dama_error(DAMA_ERR_ARG, "%s: unknown op %d", name, (int)op);
+  return DAMA_OK;
+}
+
+dama_dtype ops_binary_result(dama_binop op, dama_dtype promoted, dama_dtype *compute) {
+  dama_dtype r = promoted;
+  if (op == DAMA_DIV && !dama_dtype_is_float(r)) r = DAMA_F32;
+  *compute = r;
+  return op >= DAMA_EQ && op <= DAMA_GE ? DAMA_U8 : r;
+}
+
+dama_dtype ops_scalar_result(dama_binop op, dama_dtype at, double s, dama_dtype *compute) {
+  bool integral = isfinite(s) && s == floor(s) && fabs(s) < 9.2e18;
+  dama_dtype r = at;
+  if (!dama_dtype_is_float(at) && !integral) r = DAMA_F32;
+  return ops_binary_result(op, r, compute);
+}
+
+dama_status ops_scalar_pow_check(const char *name, dama_binop op, dama_dtype compute, double s, int32_t scalar_first) {
+  if (op == DAMA_POW && !scalar_first && !dama_dtype_is_float(compute) && s < 0)
+    return dama_error(DAMA_ERR_ARG, "%s: integers to negative integer powers are not allowed (exponent %g)", name, s);
+  return DAMA_OK;
+}
+
+dama_dtype ops_unary_result(dama_unop op, dama_dtype at, dama_dtype *compute) {
+  if (dama_dtype_is_float(at)) { *compute = at; return at; }
+  const bool keeps = dama_ew_unop_keeps_int((int)op);
+  *compute = keeps ? DAMA_I64 : DAMA_F32;
+  return keeps ? at : DAMA_F32;
+}
+
+dama_status ops_check_clamp_bounds(const char *name, double lo, double hi) {
+  if (isnan(lo) || isnan(hi)) return dama_error(DAMA_ERR_ARG, "%s: bounds must not be NaN (got %g, %g)", name, lo, hi);
+  return DAMA_OK;
+}
+
+dama_status ops_where_shape(const dama_tensor *cond, const dama_tensor *a, const dama_tensor *b, int32_t *nd,
+                            int64_t *shape) {
+  int32_t n1;
+  int64_t s1[DAMA_MAX_DIMS];
+  DAMA_TRY(ops_broadcast("where", a, b, &n1, s1));
+  if (dama_broadcast_shapes(cond->ndim, cond->shape, n1, s1, nd, shape) != DAMA_OK) {
+    char sc[160], sab[160];
+    return dama_error(DAMA_ERR_SHAPE, "where: condition shape %s and value shape %s cannot be broadcast",
+                      dama_shape_str(cond, sc, sizeof sc), dama_dims_str(n1, s1, sab, sizeof sab));
+  }
+  return DAMA_OK;
 }

@@ -20,4 +20,27 @@ static inline bool ops_same_storage(const dama_tensor *a, const dama_tensor *b) 
 /* Same storage but a different view: an in-place op must copy the reader first. */
 bool ops_overlaps_differently(const dama_tensor *dst, const dama_tensor *src);
 
+/* ---- the element-wise ops' rules (every backend's binary, unary, clamp, where, masked_fill_, copy) ---- */
+/* An in-place operand (b, a mask, a copy's source) must broadcast to a's shape without growing it. */
+dama_status ops_check_into(const char *op, const dama_tensor *a, const dama_tensor *b, const char *bname);
+/* DAMA_ERR_ARG "binary: unknown op N" / "<name>: unknown op N" for an op code out of range. */
+dama_status ops_check_binop(dama_binop op);
+dama_status ops_check_unop(const char *name, dama_unop op);
+/* The result dtype of a binary op on operands promoted to `promoted`; *compute is the dtype it is computed in
+ * (div of integers is computed and returned in f32; comparisons return u8). */
+dama_dtype ops_binary_result(dama_binop op, dama_dtype promoted, dama_dtype *compute);
+/* A tensor of dtype `at` with a scalar s: the tensor's dtype wins (torch's rule for Python numbers), except that a
+ * fractional or non-finite s on an integer tensor gives f32. Returns the result dtype and sets *compute. */
+dama_dtype ops_scalar_result(dama_binop op, dama_dtype at, double s, dama_dtype *compute);
+/* An integer tensor to a negative integer power is refused (torch's rule). */
+dama_status ops_scalar_pow_check(const char *name, dama_binop op, dama_dtype compute, double s, int32_t scalar_first);
+/* A unary op on dtype `at`: floats keep theirs; integers keep theirs for the ops that stay integral (computed in
+ * i64), else give f32. Returns the result dtype and sets *compute. */
+dama_dtype ops_unary_result(dama_unop op, dama_dtype at, dama_dtype *compute);
+/* clamp's bounds must not be NaN. */
+dama_status ops_check_clamp_bounds(const char *name, double lo, double hi);
+/* where's output shape: a, b and cond broadcast together. */
+dama_status ops_where_shape(const dama_tensor *cond, const dama_tensor *a, const dama_tensor *b, int32_t *nd,
+                            int64_t *shape);
+
 #endif

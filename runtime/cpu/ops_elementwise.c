@@ -4,7 +4,21 @@
  * scalar-broadcast and row-broadcast cases run as plain vectorisable loops. */
 #include "cpu/ops_internal.h"
 #include "core/backend.h"
+#include "core/dama_math.h"
 #include <stdlib.h>
+
+/* The per-element expressions are core/dama_math.h's (the CUDA kernels call the same ones), keyed by these codes. */
+#define SAME_CODE(x) ((int)DAMA_EW_##x == (int)DAMA_##x)
+_Static_assert(SAME_CODE(ADD) && SAME_CODE(SUB) && SAME_CODE(MUL) && SAME_CODE(DIV) && SAME_CODE(POW) &&
+               SAME_CODE(MAXIMUM) && SAME_CODE(MINIMUM) && SAME_CODE(EQ) && SAME_CODE(NE) && SAME_CODE(LT) &&
+               SAME_CODE(LE) && SAME_CODE(GT) && SAME_CODE(GE) && SAME_CODE(NUM_BINOPS),
+               "dama_math.h's binop codes are dama_binop's");
+_Static_assert(SAME_CODE(NEG) && SAME_CODE(EXP) && SAME_CODE(LOG) && SAME_CODE(SQRT) && SAME_CODE(ABS) &&
+               SAME_CODE(SIN) && SAME_CODE(COS) && SAME_CODE(TANH) && SAME_CODE(SIGMOID) && SAME_CODE(RELU) &&
+               SAME_CODE(RSQRT) && SAME_CODE(SQUARE) && SAME_CODE(RECIPROCAL) && SAME_CODE(SIGN) && SAME_CODE(FLOOR) &&
+               SAME_CODE(CEIL) && SAME_CODE(ROUND) && SAME_CODE(ERF) && SAME_CODE(GELU) && SAME_CODE(NUM_UNOPS),
+               "dama_math.h's unop codes are dama_unop's");
+#undef SAME_CODE
 
 static const char *const binop_names[DAMA_NUM_BINOPS] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                                           "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
@@ -14,8 +28,6 @@ static const char *const unop_names[DAMA_NUM_UNOPS] = {
 
 const char *dama_binop_name(dama_binop op) { return (unsigned)op < DAMA_NUM_BINOPS ? binop_names[op] : "binop?"; }
 const char *dama_unop_name(dama_unop op) { return (unsigned)op < DAMA_NUM_UNOPS ? unop_names[op] : "unop?"; }
-
-static bool is_compare(dama_binop op) { return op >= DAMA_EQ && op <= DAMA_GE; }
 
 /* ---- binary kernels ---- */
 
@@ -31,51 +43,29 @@ typedef void (*bin_kernel)(int64_t n, const void *a, int sa, const void *b, int 
 #define BIN_FN(name, T, EXPR) \
   static void name(int64_t n, const void *a, int sa, const void *b, int sb, void *o) { BIN_BODY(T, EXPR) }
 
-/* NaN-propagating maximum/minimum like torch.maximum */
-#define FMAX(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) > (y) ? (x) : (y))
-#define FMIN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) < (y) ? (x) : (y))
+#define BINS(S)                                           \
+  BIN_FN(add_##S, T_##S, dama_ew_binop_##S(DAMA_ADD, x, y))     \
+  BIN_FN(sub_##S, T_##S, dama_ew_binop_##S(DAMA_SUB, x, y))     \
+  BIN_FN(mul_##S, T_##S, dama_ew_binop_##S(DAMA_MUL, x, y))     \
+  BIN_FN(div_##S, T_##S, dama_ew_binop_##S(DAMA_DIV, x, y))     \
+  BIN_FN(pow_##S, T_##S, dama_ew_binop_##S(DAMA_POW, x, y))     \
+  BIN_FN(max_##S, T_##S, dama_ew_binop_##S(DAMA_MAXIMUM, x, y)) \
+  BIN_FN(min_##S, T_##S, dama_ew_binop_##S(DAMA_MINIMUM, x, y)) \
+  BIN_FN(eq_##S, T_##S, dama_ew_binop_##S(DAMA_EQ, x, y))       \
+  BIN_FN(ne_##S, T_##S, dama_ew_binop_##S(DAMA_NE, x, y))       \
+  BIN_FN(lt_##S, T_##S, dama_ew_binop_##S(DAMA_LT, x, y))       \
+  BIN_FN(le_##S, T_##S, dama_ew_binop_##S(DAMA_LE, x, y))       \
+  BIN_FN(gt_##S, T_##S, dama_ew_binop_##S(DAMA_GT, x, y))       \
+  BIN_FN(ge_##S, T_##S, dama_ew_binop_##S(DAMA_GE, x, y))
 
-#define FLOAT_BINS(S, T, POW)                       \
-  BIN_FN(add_##S, T, x + y)                         \
-  BIN_FN(sub_##S, T, x - y)                         \
-  BIN_FN(mul_##S, T, x * y)                         \
-  BIN_FN(div_##S, T, x / y)                         \
-  BIN_FN(pow_##S, T, POW(x, y))                     \
-  BIN_FN(max_##S, T, FMAX(x, y))                    \
-  BIN_FN(min_##S, T, FMIN(x, y))                    \
-  BIN_FN(eq_##S, T, x == y)                         \
-  BIN_FN(ne_##S, T, x != y)                         \
-  BIN_FN(lt_##S, T, x < y)                          \
-  BIN_FN(le_##S, T, x <= y)                         \
-  BIN_FN(gt_##S, T, x > y)                          \
-  BIN_FN(ge_##S, T, x >= y)
-
-FLOAT_BINS(f32, float, powf)
-FLOAT_BINS(f64, double, pow)
-
-/* Integer arithmetic wraps (two's complement) like torch; done in uint64 to avoid signed overflow. */
-static inline int64_t ipow(int64_t x, int64_t y) {
-  if (y < 0) return x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;
-  uint64_t r = 1, b = (uint64_t)x;
-  while (y) { if (y & 1) r *= b; b *= b; y >>= 1; }
-  return (int64_t)r;
-}
-/* Integer division is never computed in the i64 kind (div promotes to f32); kept for the table. */
-static inline int64_t idiv(int64_t x, int64_t y) { return y == 0 ? 0 : (y == -1 ? (int64_t)(0 - (uint64_t)x) : x / y); }
-
-BIN_FN(add_i64, int64_t, (uint64_t)x + (uint64_t)y)
-BIN_FN(sub_i64, int64_t, (uint64_t)x - (uint64_t)y)
-BIN_FN(mul_i64, int64_t, (uint64_t)x * (uint64_t)y)
-BIN_FN(div_i64, int64_t, idiv(x, y))
-BIN_FN(pow_i64, int64_t, ipow(x, y))
-BIN_FN(max_i64, int64_t, x > y ? x : y)
-BIN_FN(min_i64, int64_t, x < y ? x : y)
-BIN_FN(eq_i64, int64_t, x == y)
-BIN_FN(ne_i64, int64_t, x != y)
-BIN_FN(lt_i64, int64_t, x < y)
-BIN_FN(le_i64, int64_t, x <= y)
-BIN_FN(gt_i64, int64_t, x > y)
-BIN_FN(ge_i64, int64_t, x >= y)
+typedef float T_f32;
+typedef double T_f64;
+typedef int64_t T_i64;
+BINS(f32)
+BINS(f64)
+/* Integer arithmetic wraps (two's complement) like torch; integer division is never computed in the i64 kind
+ * (div promotes to f32), kept for the table. */
+BINS(i64)
 
 #define BIN_ROW(S) {add_##S, sub_##S, mul_##S, div_##S, pow_##S, max_##S, min_##S, eq_##S, ne_##S, lt_##S, le_##S, gt_##S, ge_##S}
 static const bin_kernel bin_kernels[3][DAMA_NUM_BINOPS] = {BIN_ROW(f32), BIN_ROW(f64), BIN_ROW(i64)};
@@ -142,13 +132,6 @@ static dama_status ew_launch(ew_ctx *c, dama_tensor *out, int nin, const dama_te
 
 /* ---- binary ---- */
 
-static dama_dtype binary_result(dama_binop op, dama_dtype pa, dama_dtype *compute) {
-  dama_dtype r = pa;
-  if (op == DAMA_DIV && !dama_dtype_is_float(r)) r = DAMA_F32;
-  *compute = r;
-  return is_compare(op) ? DAMA_U8 : r;
-}
-
 /* Inputs that alias the output in a different layout are copied first. */
 static dama_status unalias(dama_tensor *out, const dama_tensor **in, dama_tensor **tmp) {
   *tmp = NULL;
@@ -178,51 +161,33 @@ static dama_status binary_into(dama_tensor *out, dama_binop op, const dama_tenso
   return s;
 }
 
-static dama_status check_binop(dama_binop op) {
-  if ((unsigned)op >= DAMA_NUM_BINOPS) return dama_error(DAMA_ERR_ARG, "binary: unknown op %d", (int)op);
-  return DAMA_OK;
-}
-
 dama_status dama_cpu_binary(dama_tensor **out, dama_binop op, const dama_tensor *a, const dama_tensor *b) {
   if (!out) return dama_error(DAMA_ERR_ARG, "binary: out is NULL");
   *out = NULL;
-  DAMA_TRY(check_binop(op));
+  DAMA_TRY(ops_check_binop(op));
   const char *name = dama_binop_name(op);
   DAMA_TRY(ops_check(name, "a", a));
   DAMA_TRY(ops_check(name, "b", b));
   int32_t nd;
   int64_t shape[DAMA_MAX_DIMS];
   DAMA_TRY(ops_broadcast(name, a, b, &nd, shape));
-  dama_dtype compute, rt = binary_result(op, ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype), &compute);
+  dama_dtype compute, rt = ops_binary_result(op, ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype), &compute);
   DAMA_TRY(dama_empty(out, nd, shape, rt, a->storage->device));
   dama_status s = binary_into(*out, op, a, b, compute);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
   return s;
 }
 
-/* b must broadcast to a's shape without growing it. */
-static dama_status check_into(const char *op, const dama_tensor *a, const dama_tensor *b, const char *bname) {
-  int32_t nd;
-  int64_t shape[DAMA_MAX_DIMS];
-  char sa[160], sb[160];
-  bool ok = dama_broadcast_shapes(a->ndim, a->shape, b->ndim, b->shape, &nd, shape) == DAMA_OK && nd == a->ndim;
-  for (int32_t i = 0; ok && i < nd; i++) ok = shape[i] == a->shape[i];
-  if (!ok)
-    return dama_error(DAMA_ERR_SHAPE, "%s: %s of shape %s cannot be broadcast to the in-place shape %s", op, bname,
-                      dama_shape_str(b, sb, sizeof sb), dama_shape_str(a, sa, sizeof sa));
-  return DAMA_OK;
-}
-
 dama_status dama_cpu_binary_(dama_tensor *a, dama_binop op, const dama_tensor *b) {
-  DAMA_TRY(check_binop(op));
+  DAMA_TRY(ops_check_binop(op));
   char name[32];
   snprintf(name, sizeof name, "%s_", dama_binop_name(op));
   DAMA_TRY(ops_check(name, "a", a));
   DAMA_TRY(ops_check(name, "b", b));
   DAMA_TRY(ops_check_writable(name, a));
-  DAMA_TRY(check_into(name, a, b, "b"));
+  DAMA_TRY(ops_check_into(name, a, b, "b"));
   dama_dtype compute;
-  binary_result(op, ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype), &compute);
+  ops_binary_result(op, ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype), &compute);
   return binary_into(a, op, a, b, compute);
 }
 
@@ -230,28 +195,19 @@ dama_status dama_cpu_binary_(dama_tensor *a, dama_binop op, const dama_tensor *b
  * stays int; a fractional/non-finite value on an int tensor gives f32. The scalar itself is held in the
  * compute precision (f32 for f32/bf16/f16, f64, or i64), never rounded to bf16/f16. */
 static void scalar_types(dama_binop op, dama_dtype at, double s, dama_dtype *rt, dama_dtype *compute, dama_dtype *st) {
-  bool integral = isfinite(s) && s == floor(s) && fabs(s) < 9.2e18;
-  dama_dtype r = at;
-  if (!dama_dtype_is_float(at) && !integral) r = DAMA_F32;
-  *rt = binary_result(op, r, compute);
+  *rt = ops_scalar_result(op, at, s, compute);
   *st = ops_kind_dtype(ops_kind_of(*compute));
-}
-
-static dama_status scalar_pow_check(const char *name, dama_binop op, dama_dtype compute, double s, int32_t scalar_first) {
-  if (op == DAMA_POW && !scalar_first && !dama_dtype_is_float(compute) && s < 0)
-    return dama_error(DAMA_ERR_ARG, "%s: integers to negative integer powers are not allowed (exponent %g)", name, s);
-  return DAMA_OK;
 }
 
 dama_status dama_cpu_binary_scalar(dama_tensor **out, dama_binop op, const dama_tensor *a, double s, int32_t scalar_first) {
   if (!out) return dama_error(DAMA_ERR_ARG, "binary_scalar: out is NULL");
   *out = NULL;
-  DAMA_TRY(check_binop(op));
+  DAMA_TRY(ops_check_binop(op));
   const char *name = dama_binop_name(op);
   DAMA_TRY(ops_check(name, "a", a));
   dama_dtype rt, compute, st;
   scalar_types(op, (dama_dtype)a->dtype, s, &rt, &compute, &st);
-  DAMA_TRY(scalar_pow_check(name, op, compute, s, scalar_first));
+  DAMA_TRY(ops_scalar_pow_check(name, op, compute, s, scalar_first));
   ops_scalar sc;
   ops_scalar_init(&sc, s, st);
   DAMA_TRY(dama_empty(out, a->ndim, a->shape, rt, a->storage->device));
@@ -261,14 +217,14 @@ dama_status dama_cpu_binary_scalar(dama_tensor **out, dama_binop op, const dama_
 }
 
 dama_status dama_cpu_binary_scalar_(dama_tensor *a, dama_binop op, double s) {
-  DAMA_TRY(check_binop(op));
+  DAMA_TRY(ops_check_binop(op));
   char name[32];
   snprintf(name, sizeof name, "%s_", dama_binop_name(op));
   DAMA_TRY(ops_check(name, "a", a));
   DAMA_TRY(ops_check_writable(name, a));
   dama_dtype rt, compute, st;
   scalar_types(op, (dama_dtype)a->dtype, s, &rt, &compute, &st);
-  DAMA_TRY(scalar_pow_check(name, op, compute, s, 0));
+  DAMA_TRY(ops_scalar_pow_check(name, op, compute, s, 0));
   ops_scalar sc;
   ops_scalar_init(&sc, s, st);
   return binary_into(a, op, a, &sc.t, compute);
@@ -284,37 +240,36 @@ dama_status dama_cpu_binary_scalar_(dama_tensor *a, dama_binop op, double s) {
   }
 typedef void (*un_kernel)(int64_t n, const void *a, int sa, void *o);
 
-#define SIGNF(x) ((x) > 0 ? 1 : (x) < 0 ? -1 : (x) == (x) ? 0 : (x))
-#define FLOAT_UNS(S, T, F, SQRT2)                                   \
-  UN_FN(neg_##S, T, -x)                                             \
-  UN_FN(exp_##S, T, exp##F(x))                                      \
-  UN_FN(log_##S, T, log##F(x))                                      \
-  UN_FN(sqrt_##S, T, sqrt##F(x))                                    \
-  UN_FN(abs_##S, T, fabs##F(x))                                     \
-  UN_FN(sin_##S, T, sin##F(x))                                      \
-  UN_FN(cos_##S, T, cos##F(x))                                      \
-  UN_FN(tanh_##S, T, tanh##F(x))                                    \
-  UN_FN(sigmoid_##S, T, (T)1 / ((T)1 + exp##F(-x)))                 \
-  UN_FN(relu_##S, T, x < 0 ? (T)0 : x)                              \
-  UN_FN(rsqrt_##S, T, (T)1 / sqrt##F(x))                            \
-  UN_FN(square_##S, T, x * x)                                       \
-  UN_FN(recip_##S, T, (T)1 / x)                                     \
-  UN_FN(sign_##S, T, SIGNF(x))                                      \
-  UN_FN(floor_##S, T, floor##F(x))                                  \
-  UN_FN(ceil_##S, T, ceil##F(x))                                    \
-  UN_FN(round_##S, T, nearbyint##F(x))                              \
-  UN_FN(erf_##S, T, erf##F(x))                                      \
-  UN_FN(gelu_##S, T, (T)0.5 * x * ((T)1 + erf##F(x * (T)SQRT2)))
+#define FLOAT_UNS(S)                                                  \
+  UN_FN(neg_##S, T_##S, dama_ew_unop_##S(DAMA_NEG, x))                \
+  UN_FN(exp_##S, T_##S, dama_ew_unop_##S(DAMA_EXP, x))                \
+  UN_FN(log_##S, T_##S, dama_ew_unop_##S(DAMA_LOG, x))                \
+  UN_FN(sqrt_##S, T_##S, dama_ew_unop_##S(DAMA_SQRT, x))              \
+  UN_FN(abs_##S, T_##S, dama_ew_unop_##S(DAMA_ABS, x))                \
+  UN_FN(sin_##S, T_##S, dama_ew_unop_##S(DAMA_SIN, x))                \
+  UN_FN(cos_##S, T_##S, dama_ew_unop_##S(DAMA_COS, x))                \
+  UN_FN(tanh_##S, T_##S, dama_ew_unop_##S(DAMA_TANH, x))              \
+  UN_FN(sigmoid_##S, T_##S, dama_ew_unop_##S(DAMA_SIGMOID, x))        \
+  UN_FN(relu_##S, T_##S, dama_ew_unop_##S(DAMA_RELU, x))              \
+  UN_FN(rsqrt_##S, T_##S, dama_ew_unop_##S(DAMA_RSQRT, x))            \
+  UN_FN(square_##S, T_##S, dama_ew_unop_##S(DAMA_SQUARE, x))          \
+  UN_FN(recip_##S, T_##S, dama_ew_unop_##S(DAMA_RECIPROCAL, x))       \
+  UN_FN(sign_##S, T_##S, dama_ew_unop_##S(DAMA_SIGN, x))              \
+  UN_FN(floor_##S, T_##S, dama_ew_unop_##S(DAMA_FLOOR, x))            \
+  UN_FN(ceil_##S, T_##S, dama_ew_unop_##S(DAMA_CEIL, x))              \
+  UN_FN(round_##S, T_##S, dama_ew_unop_##S(DAMA_ROUND, x))            \
+  UN_FN(erf_##S, T_##S, dama_ew_unop_##S(DAMA_ERF, x))                \
+  UN_FN(gelu_##S, T_##S, dama_ew_unop_##S(DAMA_GELU, x))
 
-FLOAT_UNS(f32, float, f, 0.70710678118654752440)
-FLOAT_UNS(f64, double, , 0.70710678118654752440)
+FLOAT_UNS(f32)
+FLOAT_UNS(f64)
 
-UN_FN(neg_i64, int64_t, (int64_t)(0 - (uint64_t)x))
-UN_FN(abs_i64, int64_t, x < 0 ? (int64_t)(0 - (uint64_t)x) : x)
-UN_FN(relu_i64, int64_t, x < 0 ? 0 : x)
-UN_FN(square_i64, int64_t, (uint64_t)x * (uint64_t)x)
-UN_FN(sign_i64, int64_t, x > 0 ? 1 : x < 0 ? -1 : 0)
-UN_FN(id_i64, int64_t, x)
+UN_FN(neg_i64, int64_t, dama_ew_unop_i64(DAMA_NEG, x))
+UN_FN(abs_i64, int64_t, dama_ew_unop_i64(DAMA_ABS, x))
+UN_FN(relu_i64, int64_t, dama_ew_unop_i64(DAMA_RELU, x))
+UN_FN(square_i64, int64_t, dama_ew_unop_i64(DAMA_SQUARE, x))
+UN_FN(sign_i64, int64_t, dama_ew_unop_i64(DAMA_SIGN, x))
+UN_FN(id_i64, int64_t, dama_ew_unop_i64(DAMA_FLOOR, x))
 
 #define UN_ROW(S) {neg_##S, exp_##S, log_##S, sqrt_##S, abs_##S, sin_##S, cos_##S, tanh_##S, sigmoid_##S, relu_##S, \
                    rsqrt_##S, square_##S, recip_##S, sign_##S, floor_##S, ceil_##S, round_##S, erf_##S, gelu_##S}
@@ -322,6 +277,7 @@ static const un_kernel un_float[2][DAMA_NUM_UNOPS] = {UN_ROW(f32), UN_ROW(f64)};
 
 /* Unary ops that keep an int dtype (computed in i64); the others promote ints to f32. */
 static un_kernel un_int(dama_unop op) {
+  if (!dama_ew_unop_keeps_int((int)op)) return NULL;
   switch (op) {
     case DAMA_NEG: return neg_i64;
     case DAMA_ABS: return abs_i64;
@@ -338,11 +294,6 @@ static void apply_unary(const ew_ctx *c, int64_t n, const void *const *in, const
   k(n, in[0], flag[0], out);
 }
 
-static dama_dtype unary_compute(dama_unop op, dama_dtype t) {
-  if (dama_dtype_is_float(t)) return t;
-  return un_int(op) ? DAMA_I64 : DAMA_F32;
-}
-
 static dama_status unary_into(dama_tensor *out, dama_unop op, const dama_tensor *a, dama_dtype compute) {
   ew_ctx c;
   memset(&c, 0, sizeof c);
@@ -356,10 +307,9 @@ static dama_status unary_into(dama_tensor *out, dama_unop op, const dama_tensor 
 dama_status dama_cpu_unary(dama_tensor **out, dama_unop op, const dama_tensor *a) {
   if (!out) return dama_error(DAMA_ERR_ARG, "unary: out is NULL");
   *out = NULL;
-  if ((unsigned)op >= DAMA_NUM_UNOPS) return dama_error(DAMA_ERR_ARG, "unary: unknown op %d", (int)op);
+  DAMA_TRY(ops_check_unop("unary", op));
   DAMA_TRY(ops_check(dama_unop_name(op), "a", a));
-  dama_dtype at = (dama_dtype)a->dtype, compute = unary_compute(op, at);
-  dama_dtype rt = dama_dtype_is_float(at) ? at : (un_int(op) ? at : DAMA_F32);
+  dama_dtype compute, rt = ops_unary_result(op, (dama_dtype)a->dtype, &compute);
   DAMA_TRY(dama_empty(out, a->ndim, a->shape, rt, a->storage->device));
   dama_status s = unary_into(*out, op, a, compute);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
@@ -367,10 +317,12 @@ dama_status dama_cpu_unary(dama_tensor **out, dama_unop op, const dama_tensor *a
 }
 
 dama_status dama_cpu_unary_(dama_tensor *a, dama_unop op) {
-  if ((unsigned)op >= DAMA_NUM_UNOPS) return dama_error(DAMA_ERR_ARG, "unary_: unknown op %d", (int)op);
+  DAMA_TRY(ops_check_unop("unary_", op));
   DAMA_TRY(ops_check(dama_unop_name(op), "a", a));
   DAMA_TRY(ops_check_writable(dama_unop_name(op), a));
-  return unary_into(a, op, a, unary_compute(op, (dama_dtype)a->dtype));
+  dama_dtype compute;
+  ops_unary_result(op, (dama_dtype)a->dtype, &compute);
+  return unary_into(a, op, a, compute);
 }
 
 /* ---- clamp ---- */
@@ -379,31 +331,25 @@ static void apply_clamp(const ew_ctx *c, int64_t n, const void *const *in, const
   const int64_t sa = flag[0];
   if (c->kind == OPS_KF32) {
     const float *A = in[0]; float *O = out, lo = (float)c->lo, hi = (float)c->hi;
-    for (int64_t i = 0; i < n; i++) { float x = A[i * sa]; x = x < lo ? lo : x; O[i] = x > hi ? hi : x; }
+    for (int64_t i = 0; i < n; i++) O[i] = dama_ew_clamp_f32(A[i * sa], lo, hi);
   } else if (c->kind == OPS_KF64) {
     const double *A = in[0]; double *O = out, lo = c->lo, hi = c->hi;
-    for (int64_t i = 0; i < n; i++) { double x = A[i * sa]; x = x < lo ? lo : x; O[i] = x > hi ? hi : x; }
+    for (int64_t i = 0; i < n; i++) O[i] = dama_ew_clamp_f64(A[i * sa], lo, hi);
   } else {
     const int64_t *A = in[0]; int64_t *O = out, lo = c->ilo, hi = c->ihi;
-    for (int64_t i = 0; i < n; i++) { int64_t x = A[i * sa]; x = x < lo ? lo : x; O[i] = x > hi ? hi : x; }
+    for (int64_t i = 0; i < n; i++) O[i] = dama_ew_clamp_i64(A[i * sa], lo, hi);
   }
 }
 
-static int64_t bound_to_i64(double v) {
-  if (v >= 9.2233720368547758e18) return INT64_MAX;
-  if (v <= -9.2233720368547758e18) return INT64_MIN;
-  return (int64_t)v;
-}
-
 static dama_status clamp_into(dama_tensor *out, const dama_tensor *a, double lo, double hi, const char *name) {
-  if (isnan(lo) || isnan(hi)) return dama_error(DAMA_ERR_ARG, "%s: bounds must not be NaN (got %g, %g)", name, lo, hi);
+  DAMA_TRY(ops_check_clamp_bounds(name, lo, hi));
   ew_ctx c;
   memset(&c, 0, sizeof c);
   c.kind = ops_kind_of((dama_dtype)a->dtype);
   c.in_kind[1] = c.kind;
   c.lo = lo; c.hi = hi;
-  c.ilo = bound_to_i64(ceil(lo));
-  c.ihi = bound_to_i64(floor(hi));
+  c.ilo = dama_ew_bound_i64(ceil(lo));
+  c.ihi = dama_ew_bound_i64(floor(hi));
   c.apply = apply_clamp;
   return ew_launch(&c, out, 1, &a, name);
 }
@@ -448,14 +394,9 @@ dama_status dama_cpu_where(dama_tensor **out, const dama_tensor *cond, const dam
   DAMA_TRY(ops_check("where", "cond", cond));
   DAMA_TRY(ops_check("where", "a", a));
   DAMA_TRY(ops_check("where", "b", b));
-  int32_t n1, n2;
-  int64_t s1[DAMA_MAX_DIMS], s2[DAMA_MAX_DIMS];
-  DAMA_TRY(ops_broadcast("where", a, b, &n1, s1));
-  if (dama_broadcast_shapes(cond->ndim, cond->shape, n1, s1, &n2, s2) != DAMA_OK) {
-    char sc[160], sab[160];
-    return dama_error(DAMA_ERR_SHAPE, "where: condition shape %s and value shape %s cannot be broadcast",
-                      dama_shape_str(cond, sc, sizeof sc), dama_dims_str(n1, s1, sab, sizeof sab));
-  }
+  int32_t n2;
+  int64_t s2[DAMA_MAX_DIMS];
+  DAMA_TRY(ops_where_shape(cond, a, b, &n2, s2));
   dama_dtype rt = ops_promote((dama_dtype)a->dtype, (dama_dtype)b->dtype);
   DAMA_TRY(dama_empty(out, n2, s2, rt, a->storage->device));
   ew_ctx c;
@@ -535,7 +476,7 @@ dama_status dama_cpu_masked_fill_(dama_tensor *a, const dama_tensor *mask, doubl
   DAMA_TRY(ops_check("masked_fill_", "a", a));
   DAMA_TRY(ops_check("masked_fill_", "mask", mask));
   DAMA_TRY(ops_check_writable("masked_fill_", a));
-  DAMA_TRY(check_into("masked_fill_", a, mask, "mask"));
+  DAMA_TRY(ops_check_into("masked_fill_", a, mask, "mask"));
   fill_ctx c;
   memset(&c, 0, sizeof c);
   c.elsize = dama_dtype_size((dama_dtype)a->dtype);
@@ -645,7 +586,7 @@ static void apply_identity(const ew_ctx *c, int64_t n, const void *const *in, co
 dama_status dama_copy_kernel(dama_tensor *dst, const dama_tensor *src) {
   DAMA_TRY(ops_check("copy", "dst", dst));
   DAMA_TRY(ops_check("copy", "src", src));
-  DAMA_TRY(check_into("copy", dst, src, "source"));
+  DAMA_TRY(ops_check_into("copy", dst, src, "source"));
   const dama_dtype dt = (dama_dtype)dst->dtype, st = (dama_dtype)src->dtype;
   const dama_tensor *ts[2] = {dst, src};
   ops_iter it;
