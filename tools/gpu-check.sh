@@ -233,6 +233,8 @@ EOF
     cat >>"$PREFIX/env.sh" <<EOF
 export CUDACXX=\${CUDACXX:-$nvcc}
 export PATH='$(dirname "$nvcc")':\$PATH
+# the toolkit's libraries (cuBLASLt), after the prefix's and the machine's own settings
+export LD_LIBRARY_PATH=\$LD_LIBRARY_PATH:'$(cd "$(dirname "$nvcc")/.." && pwd)/lib64'
 EOF
   fi
   echo "unpack: env: $PREFIX/env.sh"
