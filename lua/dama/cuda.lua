@@ -114,14 +114,6 @@ function M.memory_allocated(i) return M.memory_stats(i).allocated end
 function M.memory_reserved(i) return M.memory_stats(i).reserved or 0 end
 
 -- ---- CUDA graphs ----
--- g = dama.cuda.graph(fn [, {device = i}]) -- capture fn() on cuda:i (default: the default device's index, else 0):
--- the work it queues there is recorded once (nothing runs during the capture) and g:replay() queues all of it as
--- one launch. g.outputs holds what fn returned: tensors made during the capture, which each replay refills. Inputs
--- are whatever tensors fn used: copy new data into them (x:copy_(batch)) before a replay. Shapes, and every value
--- fn computed on the host, are frozen at capture. Inside fn nothing may wait for the device or read it on the host
--- (:item(), :cpu(), printing a tensor, synchronize): that raises by name and ends the capture. Random numbers drawn
--- inside fn are fresh at every replay, the same a sequence of eager calls would draw. g:destroy() (or garbage
--- collection) frees the graph and its private memory pool. torch.cuda.CUDAGraph and torch.cuda.graph are the models.
 local have_graphs = pcall(function()
   ffi.cdef [[
     typedef struct dama_cuda_graph dama_cuda_graph;
@@ -139,6 +131,14 @@ Graph.__index = Graph
 
 local function last_error() return ffi.string(C.dama_last_error()) end
 
+-- g = dama.cuda.graph(fn [, {device = i}]) -- capture fn() on cuda:i (default: the default device's index, else 0):
+-- the work it queues there is recorded once (nothing runs during the capture) and g:replay() queues all of it as
+-- one launch. g.outputs holds what fn returned: tensors made during the capture, which each replay refills. Inputs
+-- are whatever tensors fn used: copy new data into them (x:copy_(batch)) before a replay. Shapes, and every value
+-- fn computed on the host, are frozen at capture. Inside fn nothing may wait for the device or read it on the host
+-- (:item(), :cpu(), printing a tensor, synchronize): that raises by name and ends the capture. Random numbers drawn
+-- inside fn are fresh at every replay, the same a sequence of eager calls would draw. g:destroy() (or garbage
+-- collection) frees the graph and its private memory pool. torch.cuda.CUDAGraph and torch.cuda.graph are the models.
 function M.graph(fn, opts)
   if type(fn) ~= 'function' then error('dama.cuda.graph: expected a function to capture', 2) end
   if not have_graphs then error('dama.cuda.graph: this build has no CUDA backend', 2) end
