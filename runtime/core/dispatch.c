@@ -148,6 +148,7 @@ dama_status dama_cat(dama_tensor **out, int32_t n, dama_tensor *const *ts, int32
   }
   const dama_backend *be = dama_backend_of(ts[0]);
   DAMA_NEED_OP(be, cat, "cat", n, (const dama_tensor *const *)ts);
+  if (be->set_device) DAMA_TRY(be->set_device(ts[0]->storage->device.index)); /* as dama_dispatch does */
   return be->ops->cat(out, n, ts, dim);
 }
 dama_status dama_uniform_(dama_tensor *t, double lo, double hi, dama_rng *rng) {
