@@ -68,7 +68,7 @@ dama_status dama_stack(dama_tensor **out, int32_t n, dama_tensor *const *ts, int
   for (int32_t i = 0; i < n; i++) {
     char what[32];
     snprintf(what, sizeof what, "tensor %d", i);
-    DAMA_TRY(ops_check("stack", what, ts[i]));
+    DAMA_TRY(ops_arg_check("stack", what, ts[i])); /* any device: views, then dama_cat dispatches */
   }
   const dama_tensor *r = ts[0];
   if (r->ndim >= DAMA_MAX_DIMS) return dama_error(DAMA_ERR_SHAPE, "stack: inputs already have %d dims", r->ndim);
