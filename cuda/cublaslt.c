@@ -25,6 +25,7 @@
 #include <cublasLt.h>
 
 #include "cuda_ops.h"
+#include "autocast_launch.h"
 #include "gemm_launch.h"
 #include "graph.h"
 
@@ -292,8 +293,45 @@ static dama_status run_locked(const dama_cuda_gemm *g) {
   return DAMA_OK;
 }
 
+/* Elements an operand spans in memory: `batch` matrices `stride` apart, each `rows` rows `ld` apart of `cols`. */
+static int64_t operand_extent(int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
+  return (batch > 1 ? (batch - 1) * stride : 0) + (rows - 1) * ld + cols;
+}
+
+/* Mixed precision (dama.amp, dama_cuda_autocast): an FP32 x FP32 -> FP32 GEMM runs on tensor cores with its A and B
+ * cast to BF16 or FP16 (the CPU's rounding) in scratch of the same layout, accumulating and writing FP32 (C, bias and
+ * beta unchanged), as torch.autocast casts the inputs of matmul and linear. */
+static dama_status run_autocast(const char *op, const dama_cuda_gemm *g, dama_dtype half) {
+  const int64_t ra = g->trans_a ? g->K : g->M, ca = g->trans_a ? g->M : g->K;
+  const int64_t rb = g->trans_b ? g->N : g->K, cb = g->trans_b ? g->K : g->N;
+  const int64_t na = operand_extent(ra, ca, g->lda, g->stride_a, g->batch);
+  const int64_t nb = operand_extent(rb, cb, g->ldb, g->stride_b, g->batch);
+  uint16_t *a16 = NULL, *b16 = NULL;
+  DAMA_TRY(dama_cuda_scratch_alloc(op, na * 2, (void **)&a16));
+  dama_status s = dama_cuda_scratch_alloc(op, nb * 2, (void **)&b16);
+  const int f16 = half == DAMA_F16;
+  cudaError_t e = cudaSuccess;
+  if (s == DAMA_OK) e = dama_cuda_cast_f32_to_half(a16, (const float *)g->A, na, f16, dama_cuda_stream());
+  if (s == DAMA_OK && e == cudaSuccess) e = dama_cuda_cast_f32_to_half(b16, (const float *)g->B, nb, f16,
+                                                                       dama_cuda_stream());
+  if (s == DAMA_OK && e != cudaSuccess) s = dama_cuda_status(e, "dama_cuda_cast_f32_to_half", __FILE__, __LINE__);
+  if (s == DAMA_OK) {
+    dama_cuda_gemm h = *g;
+    h.A = a16;
+    h.B = b16;
+    h.ab_type = half;
+    s = dama_cuda_gemm_run(op, &h);
+  }
+  /* freed once queued: the allocator hands the blocks only to later work on this stream */
+  dama_cuda_scratch_free(b16, nb * 2);
+  dama_cuda_scratch_free(a16, na * 2);
+  return s;
+}
+
 dama_status dama_cuda_gemm_run(const char *op, const dama_cuda_gemm *g) {
   if (g->M <= 0 || g->N <= 0 || g->K <= 0 || g->batch <= 0) return DAMA_OK;
+  const dama_dtype half = (dama_dtype)dama_cuda_autocast();
+  if (half != DAMA_F32 && g->ab_type == DAMA_F32 && g->c_type == DAMA_F32) return run_autocast(op, g, half);
   dama_status s = DAMA_OK;
   /* cuBLASLt counts a batch in 32 bits */
   for (int64_t b0 = 0; b0 < g->batch && s == DAMA_OK; b0 += INT_MAX) {
