@@ -8,8 +8,9 @@
  * two folded dim lists (reduce_launch.h). Float reductions accumulate in double like the CPU's, so f32 results round
  * to the same float almost always; integer ones and max/min/argmax are exact. Results are deterministic (fixed trees,
  * no atomics). The RNG fills give the CPU's Philox streams and advance the generator as the CPU does, with nothing
- * read back from the device. */
+ * read back from the device; captured in a CUDA graph, each replay draws what the next eager call would. */
 #include "cuda_ops.h"
+#include "graph.h"
 #include "reduce_launch.h"
 #include "core/op_args.h"
 #include <math.h>
@@ -213,6 +214,10 @@ static dama_status rng_fill(dama_tensor *t, dama_rng *rng, int32_t kind, double 
   g.contiguous = dama_is_contiguous(t);
   g.seed = rng->seed;
   g.offset = rng->offset;
+  /* in a CUDA graph capture: the generator's device words, refilled before each replay (graph.h) */
+  uint64_t delta = 0;
+  DAMA_TRY(dama_cuda_graph_rng(rng, &g.state, &delta));
+  if (g.state) g.offset = delta;
   g.n = dama_numel(t);
   g.a = a;
   g.b = b;

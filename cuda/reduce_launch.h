@@ -70,10 +70,13 @@ cudaError_t dama_cuda_reduce(const dama_cuda_red *r, const void *in, void *value
 /* RNG fills: element i (row-major over shape) gets draw i of Philox(seed, counter hi 0, lo offset + i*per/4) as the
  * CPU's rng.c computes it, converted to dtype as the CPU's f64 -> dtype copy does, and is written at
  * sum(index_k * strides_k); where several elements share an address (stride 0), the last in row-major order is the
- * one kept, as the CPU's sequential copy leaves it. n = prod(shape) > 0. */
+ * one kept, as the CPU's sequential copy leaves it. n = prod(shape) > 0. Inside a CUDA graph capture the generator is
+ * read on the device: `state` = graph.h's {seed, offset} words (filled before each replay) and `offset` this call's
+ * offset from them; otherwise state is NULL and seed/offset are the generator's. */
 enum { DAMA_CUDA_RNG_UNIFORM = 0, DAMA_CUDA_RNG_NORMAL = 1, DAMA_CUDA_RNG_INT = 2 };
 typedef struct dama_cuda_rng {
   int32_t kind, dtype, ndim, contiguous; /* contiguous: strides are row-major and no dim expanded */
+  const uint64_t *state;                 /* device {seed, offset} or NULL */
   uint64_t seed, offset;
   int64_t n;
   double a, b; /* lo, hi (uniform, int) or mean, std (normal) */

@@ -3,7 +3,7 @@
  * (counter offset + blk: four 32-bit lanes) and writes the elements it covers: four for uniform_ (a lane each), two
  * for normal_ and randint_ (two lanes each). Each value is computed in double, then converted to the dtype as the
  * CPU's f64 -> dtype copy does. Grid-stride; the generator's offset is the host's (passed by value, advanced by the
- * glue after the launch), so nothing is read back. */
+ * glue after the launch), so nothing is read back, or, in a CUDA graph, device words each replay refills. */
 #ifndef DAMA_CUDA_PHILOX_CUH
 #define DAMA_CUDA_PHILOX_CUH
 
@@ -69,9 +69,11 @@ struct __align__(16) f32x4 {
 template <int DT, int KIND>
 static __global__ void __launch_bounds__(256) fill_kernel(dama_cuda_rng g, void *out, int64_t nblocks, int vec4) {
   const int per = KIND == DAMA_CUDA_RNG_UNIFORM ? 1 : 2;
+  /* captured in a graph: the generator as the replay found it */
+  const uint64_t seed = g.state ? g.state[0] : g.seed, base = g.state ? g.state[1] + g.offset : g.offset;
   for (int64_t blk = grid_first(); blk < nblocks; blk += grid_step()) {
     uint32_t x[4];
-    dama_philox4x32_10(g.seed, 0, g.offset + (uint64_t)blk, x);
+    dama_philox4x32_10(seed, 0, base + (uint64_t)blk, x);
     if (DT == DT_F32 && KIND == DAMA_CUDA_RNG_UNIFORM && vec4 && blk * 4 + 4 <= g.n) {
       f32x4 q;
       for (int l = 0; l < 4; l++) q.v[l] = (float)dama_rng_uniform(x[l], g.a, g.b);

@@ -214,34 +214,40 @@ DAMA_TEST(every_reduction_and_plan_matches_the_cpu) {
 
 DAMA_TEST(every_plan_gives_the_same_bits_under_every_schedule_and_worker_count) {
   itest::Rng r(72);
-  const int saved = cuda_interp::workers();
+  std::vector<dama_tensor *> ts;
   for (const Layout &lay : k_layouts) {
-    if (lay.shape.size() == 1 && lay.shape[0] > 20000) continue; /* the segmented plans are covered by the others */
-    dama_tensor *t = layout_tensor(r, lay, 1e-3f, 10.0f);
-    CHECK(t != nullptr);
-    if (!t) return;
-    for (int acc : {DAMA_CUDA_RED_SUM_F, DAMA_CUDA_RED_VAR, DAMA_CUDA_RED_MAX, DAMA_CUDA_RED_NORMINF}) {
-      const int fin = acc == DAMA_CUDA_RED_VAR ? DAMA_CUDA_FIN_VAR : DAMA_CUDA_FIN_VALUE;
-      const dama_cuda_red d = describe(t, lay.dims, acc, fin, INFINITY, 1);
-      Result first;
-      bool have = false, same = true;
-      for (int nw : {1, 2, 4}) {
-        cuda_interp::set_workers(nw);
+    ts.push_back(lay.shape.size() == 1 && lay.shape[0] > 20000 ? nullptr /* the segmented plans are covered */
+                                                                : layout_tensor(r, lay, 1e-3f, 10.0f));
+  }
+  const int accs[] = {DAMA_CUDA_RED_SUM_F, DAMA_CUDA_RED_VAR, DAMA_CUDA_RED_MAX, DAMA_CUDA_RED_NORMINF};
+  std::vector<Result> first(ts.size() * 4);
+  std::vector<bool> have(ts.size() * 4, false);
+  bool same = true;
+  const int saved = cuda_interp::workers();
+  for (int nw : {1, 2, 4}) { /* workers outermost: each change starts a new pool of OS threads */
+    cuda_interp::set_workers(nw);
+    for (size_t k = 0; k < ts.size(); k++) {
+      if (!ts[k]) continue;
+      for (int a = 0; a < 4; a++) {
+        const int fin = accs[a] == DAMA_CUDA_RED_VAR ? DAMA_CUDA_FIN_VAR : DAMA_CUDA_FIN_VALUE;
+        const dama_cuda_red d = describe(ts[k], k_layouts[k].dims, accs[a], fin, INFINITY, 1);
+        const size_t slot = k * 4 + (size_t)a;
         itest::each_schedule([&](cuda_interp::Schedule s) {
           Result got;
-          if (!run_device(t, d, &got)) { same = false; return; }
-          if (!have) { first = got; have = true; return; }
-          if (memcmp(got.v.data(), first.v.data(), got.v.size() * 8) != 0 || got.idx != first.idx) {
-            fprintf(stderr, "  %s, acc %d: %s with %d workers differs\n", lay.name, acc, itest::schedule_name(s), nw);
+          if (!run_device(ts[k], d, &got)) { same = false; return; }
+          if (!have[slot]) { first[slot] = got; have[slot] = true; return; }
+          if (memcmp(got.v.data(), first[slot].v.data(), got.v.size() * 8) != 0 || got.idx != first[slot].idx) {
+            fprintf(stderr, "  %s, acc %d: %s with %d workers differs\n", k_layouts[k].name, accs[a],
+                    itest::schedule_name(s), nw);
             same = false;
           }
         });
       }
-      CHECK(same);
     }
-    dama_tensor_release(t);
   }
   cuda_interp::set_workers(saved);
+  for (dama_tensor *t : ts) dama_tensor_release(t);
+  CHECK(same);
 }
 
 DAMA_TEST(the_inf_norms_follow_the_cpus_order_around_nans) {
