@@ -6,7 +6,9 @@ local optim = require 'dama.optim'
 local ffi = dama.ffi
 
 local FIX = 'tests/reference/fixtures/'
-local TMP = (os.getenv('TMPDIR') or '/tmp') .. '/dama_ckpt_' .. tostring(os.time()) .. '_' .. tostring(math.random(1e9))
+-- a prefix no other process uses: the suites run concurrently (cpu, sim and cuda runs of one file start in the same
+-- second, and LuaJIT's math.random is unseeded), so os.tmpname's unique name, not the time, keeps them apart
+local TMP = (function() local u = os.tmpname(); os.remove(u); return u .. '_dama_ckpt' end)()
 
 local function tmpfile(name) return TMP .. '_' .. name end
 

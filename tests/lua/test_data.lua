@@ -8,7 +8,9 @@ local ffi = require 'ffi'
 local C = ffi.C
 
 local MINI = 'tests/fixtures/data/bbbc048_mini'
-local TMP = (os.getenv('TMPDIR') or '/tmp') .. '/dama_data_' .. tostring(os.time()) .. '_' .. tostring(math.random(1e9))
+-- a prefix no other process uses: the suites run concurrently (cpu, sim and cuda runs of one file start in the same
+-- second, and LuaJIT's math.random is unseeded), so os.tmpname's unique name, not the time, keeps them apart
+local TMP = (function() local u = os.tmpname(); os.remove(u); return u .. '_dama_data' end)()
 os.execute('mkdir -p ' .. TMP)
 
 local function shared_data()

@@ -9,7 +9,9 @@ local set23 = dofile('datasets/set23.lua')
 local set1 = dofile('datasets/set1.lua')
 
 local MINI = 'tests/fixtures/data/bbbc048_mini'
-local TMP = (os.getenv('TMPDIR') or '/tmp') .. '/dama_sets_' .. tostring(os.time()) .. '_' .. tostring(math.random(1e9))
+-- a prefix no other process uses: the suites run concurrently (cpu, sim and cuda runs of one file start in the same
+-- second, and LuaJIT's math.random is unseeded), so os.tmpname's unique name, not the time, keeps them apart
+local TMP = (function() local u = os.tmpname(); os.remove(u); return u .. '_dama_sets' end)()
 os.execute('mkdir -p ' .. TMP)
 
 local function shared_data()
