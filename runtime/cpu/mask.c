@@ -166,8 +166,9 @@ dama_status dama_mask_adaptive(float *m2, int64_t *ids_shuffle2, int64_t *ids_re
                         (long long)(K - O), (long long)K, ratio);
   }
 
-  /* scratch per row: L sort indices + L merge buffer + L patch ids + L float keys */
-  size_t row_bytes = (size_t)L * (3 * sizeof(int64_t) + sizeof(float));
+  /* scratch per row: L sort indices + L merge buffer + L patch ids + L float keys, rounded up to 8 bytes so that
+   * every row's int64 arrays stay aligned when L is odd (UBSan found the misaligned stores through the CUDA tests) */
+  size_t row_bytes = ((size_t)L * (3 * sizeof(int64_t) + sizeof(float)) + 7) / 8 * 8;
   unsigned char *scratch = malloc(row_bytes * (size_t)N + (size_t)L);
   DAMA_CHECK(scratch != NULL, DAMA_ERR_OOM, "%s: no memory for scratch (%lld x %lld)", op, (long long)N, (long long)L);
   unsigned char *in_union = scratch + row_bytes * (size_t)N;

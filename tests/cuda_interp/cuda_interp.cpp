@@ -478,7 +478,7 @@ std::mutex g_mem_mu;
 std::map<const void *, size_t> g_device_allocs, g_host_allocs;
 std::map<const void *, int> g_func_max_dynamic;
 size_t g_device_bytes = 0;
-const size_t k_device_total = (size_t)80 << 30; /* reported, not enforced */
+const size_t k_device_total = (size_t)80 << 30; /* reported by cudaMemGetInfo, and cudaMalloc's limit */
 const size_t k_static_limit = 48 * 1024, k_dynamic_default = 48 * 1024, k_shared_optin = 227 * 1024;
 
 cudaError_t set_error(cudaError_t e) {
@@ -940,6 +940,12 @@ static cudaError_t alloc_into(std::map<const void *, size_t> &table, void **p, s
   if (!p) return set_error(cudaErrorInvalidValue);
   *p = nullptr;
   if (bytes == 0) return cudaSuccess;
+  if (&table == &g_device_allocs) {
+    /* the device's memory is what cudaMemGetInfo reports: beyond it, out of memory (never a host allocation that
+     * large, which AddressSanitizer would abort on instead of failing) */
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    if (bytes > k_device_total - std::min(g_device_bytes, k_device_total)) return set_error(cudaErrorMemoryAllocation);
+  }
   void *q = nullptr;
   if (posix_memalign(&q, 256, bytes) != 0) return set_error(cudaErrorMemoryAllocation);
   memset(q, fill_byte, bytes);
