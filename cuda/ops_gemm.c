@@ -389,43 +389,15 @@ static dama_status cuda_matmul(dama_tensor **out, const dama_tensor *a, const da
   *out = NULL;
   DAMA_TRY(ops_arg_check(op, "a", a));
   DAMA_TRY(ops_arg_check(op, "b", b));
-  char sa[160], sb[160];
-  if (a->ndim == 0 || b->ndim == 0)
-    return dama_error(DAMA_ERR_SHAPE, "matmul: both arguments need at least 1 dim, got shapes %s and %s",
-                      dama_shape_str(a, sa, sizeof sa), dama_shape_str(b, sb, sizeof sb));
-  dama_dtype ta = (dama_dtype)a->dtype, tb = (dama_dtype)b->dtype;
-  if (!dama_dtype_is_float(ta) || !dama_dtype_is_float(tb))
-    return dama_error(DAMA_ERR_DTYPE, "matmul: dtype %s is not supported (expected f32, f64, bf16 or f16)",
-                      dama_dtype_name(dama_dtype_is_float(ta) ? tb : ta));
-  if (ta != tb)
-    return dama_error(DAMA_ERR_DTYPE, "matmul: operands have different dtypes %s and %s (convert one first)",
-                      dama_dtype_name(ta), dama_dtype_name(tb));
-  dama_tensor *va = NULL, *vb = NULL;
-  if (a->ndim == 1) DAMA_TRY(dama_unsqueeze(&va, a, 0));
-  else { dama_tensor_retain((dama_tensor *)a); va = (dama_tensor *)a; }
-  dama_status s = DAMA_OK;
-  if (b->ndim == 1) s = dama_unsqueeze(&vb, b, 1);
-  else { dama_tensor_retain((dama_tensor *)b); vb = (dama_tensor *)b; }
-  if (s != DAMA_OK) { dama_tensor_release(va); return s; }
-  const int64_t m = va->shape[va->ndim - 2], k = va->shape[va->ndim - 1];
-  const int64_t k2 = vb->shape[vb->ndim - 2], n = vb->shape[vb->ndim - 1];
-  int32_t nb = 0;
-  int64_t bshape[DAMA_MAX_DIMS];
-  if (k != k2) {
-    s = dama_error(DAMA_ERR_SHAPE, "matmul: shapes %s and %s cannot be multiplied (%lld != %lld)",
-                   dama_shape_str(a, sa, sizeof sa), dama_shape_str(b, sb, sizeof sb), (long long)k, (long long)k2);
-  } else if (dama_broadcast_shapes(va->ndim - 2, va->shape, vb->ndim - 2, vb->shape, &nb, bshape) != DAMA_OK) {
-    s = dama_error(DAMA_ERR_SHAPE, "matmul: batch dims of shapes %s and %s cannot be broadcast",
-                   dama_shape_str(a, sa, sizeof sa), dama_shape_str(b, sb, sizeof sb));
-  } else if (nb + (a->ndim > 1) + (b->ndim > 1) > DAMA_MAX_DIMS) {
-    s = dama_error(DAMA_ERR_SHAPE, "matmul: result would have more than %d dims", DAMA_MAX_DIMS);
-  }
-  if (s != DAMA_OK) { dama_tensor_release(va); dama_tensor_release(vb); return s; }
-  int64_t oshape[DAMA_MAX_DIMS];
-  int32_t ond = nb;
-  memcpy(oshape, bshape, sizeof(int64_t) * (size_t)nb);
-  if (a->ndim > 1) oshape[ond++] = m;
-  if (b->ndim > 1) oshape[ond++] = n;
+  DAMA_TRY(ops_matmul_check(a, b));
+  const dama_dtype ta = (dama_dtype)a->dtype;
+  ops_matmul_shape sh;
+  DAMA_TRY(ops_matmul_shapes(a, b, &sh));
+  dama_tensor *va = sh.va, *vb = sh.vb;
+  const int64_t m = sh.m, k = sh.k, n = sh.n;
+  const int32_t nb = sh.nb, ond = sh.ond;
+  const int64_t *bshape = sh.bshape, *oshape = sh.oshape;
+  dama_status s;
   mm_operand A, B;
   memset(&A, 0, sizeof A);
   memset(&B, 0, sizeof B);

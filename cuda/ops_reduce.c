@@ -21,48 +21,6 @@ _Static_assert(DAMA_F32 == 0 && DAMA_F64 == 1 && DAMA_BF16 == 2 && DAMA_F16 == 3
                "kernels/reduce_dim.cuh and kernels/philox.cuh number the dtypes as dama_dtype");
 _Static_assert(DAMA_CUDA_RED_DIMS == DAMA_MAX_DIMS, "reduce_launch.h's dim lists hold DAMA_MAX_DIMS dims");
 
-static const char *redop_name(dama_redop op) {
-  switch (op) {
-    case DAMA_RSUM: return "sum";
-    case DAMA_RMEAN: return "mean";
-    case DAMA_RVAR: return "var";
-    case DAMA_RSTD: return "std";
-    case DAMA_RMAX: return "max";
-    case DAMA_RMIN: return "min";
-    case DAMA_RARGMAX: return "argmax";
-    case DAMA_RARGMIN: return "argmin";
-    case DAMA_RNORM: return "norm";
-    case DAMA_RPROD: return "prod";
-  }
-  return "reduce";
-}
-
-/* dims -> mask (ndims == 0: all), ops_reduce.c's dims_mask */
-static dama_status dims_mask(const char *name, const dama_tensor *a, int32_t ndims, const int32_t *dims, bool *mask) {
-  for (int32_t i = 0; i < DAMA_MAX_DIMS; i++) mask[i] = ndims == 0;
-  if (ndims < 0 || ndims > DAMA_MAX_DIMS)
-    return dama_error(DAMA_ERR_ARG, "%s: ndims must be 0..%d, got %d", name, DAMA_MAX_DIMS, ndims);
-  if (ndims > 0 && !dims) return dama_error(DAMA_ERR_ARG, "%s: dims is NULL", name);
-  for (int32_t k = 0; k < ndims; k++) {
-    int32_t d = dims[k];
-    if (a->ndim == 0 && (d == 0 || d == -1)) continue; /* a 0-d tensor reduces over "its one dim" */
-    DAMA_TRY(ops_wrap_dim(name, &d, a->ndim));
-    if (mask[d]) return dama_error(DAMA_ERR_ARG, "%s: dim %d appears more than once in dims", name, dims[k]);
-    mask[d] = true;
-  }
-  return DAMA_OK;
-}
-
-static dama_dtype result_dtype(dama_redop op, dama_dtype t) {
-  const bool fl = dama_dtype_is_float(t);
-  switch (op) {
-    case DAMA_RSUM: case DAMA_RPROD: return fl ? t : DAMA_I64;
-    case DAMA_RMAX: case DAMA_RMIN: return t;
-    case DAMA_RARGMAX: case DAMA_RARGMIN: return DAMA_I64;
-    default: return fl ? t : DAMA_F32;
-  }
-}
-
 /* Append dims (size, stride) in order to a folded list: size-1 dims dropped, a dim merged into the previous one when
  * the two are contiguous (prev stride = stride * size), so the row-major flat index over the list is unchanged. */
 static void fold_push(int32_t *n, int64_t *size, int64_t *stride, int64_t sz, int64_t st) {
@@ -167,7 +125,7 @@ static dama_status cuda_reduce(dama_tensor **out, dama_redop op, const dama_tens
   if (!out) return dama_error(DAMA_ERR_ARG, "reduce: out is NULL");
   *out = NULL;
   if ((unsigned)op > DAMA_RPROD) return dama_error(DAMA_ERR_ARG, "reduce: unknown op %d", (int)op);
-  const char *name = redop_name(op);
+  const char *name = ops_redop_name(op);
   DAMA_TRY(ops_arg_check(name, "a", a));
   if ((op == DAMA_RARGMAX || op == DAMA_RARGMIN) && ndims > 1)
     return dama_error(DAMA_ERR_ARG, "%s: takes one dim or all dims, got %d dims", name, ndims);
@@ -175,8 +133,8 @@ static dama_status cuda_reduce(dama_tensor **out, dama_redop op, const dama_tens
   if ((op == DAMA_RVAR || op == DAMA_RSTD) && correction < 0)
     return dama_error(DAMA_ERR_ARG, "%s: correction must be >= 0, got %d", name, correction);
   bool mask[DAMA_MAX_DIMS];
-  DAMA_TRY(dims_mask(name, a, ndims, dims, mask));
-  const dama_dtype rdt = result_dtype(op, (dama_dtype)a->dtype);
+  DAMA_TRY(ops_reduce_dims(name, a, ndims, dims, mask));
+  const dama_dtype rdt = ops_reduce_result(op, (dama_dtype)a->dtype);
   if (op == DAMA_RARGMAX || op == DAMA_RARGMIN) return reduce_run(name, op, a, mask, keepdim, 0, p, NULL, rdt, out);
   return reduce_run(name, op, a, mask, keepdim, correction, p, out, rdt, NULL);
 }
@@ -187,7 +145,7 @@ static dama_status minmax_dim(const char *name, dama_redop op, dama_tensor **val
   *values = *indices = NULL;
   DAMA_TRY(ops_arg_check(name, "a", a));
   bool mask[DAMA_MAX_DIMS];
-  DAMA_TRY(dims_mask(name, a, 1, &dim, mask));
+  DAMA_TRY(ops_reduce_dims(name, a, 1, &dim, mask));
   return reduce_run(name, op, a, mask, keepdim, 0, 0, values, (dama_dtype)a->dtype, indices);
 }
 

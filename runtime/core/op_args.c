@@ -3,6 +3,7 @@
  * the same arguments with the same message on every device. */
 #include "core/op_args.h"
 #include "core/dama_math.h"
+#include <string.h>
 
 static int dtype_rank_float(dama_dtype t) { return t == DAMA_F64 ? 3 : t == DAMA_F32 ? 2 : 1; }
 
@@ -128,5 +129,99 @@ dama_status ops_where_shape(const dama_tensor *cond, const dama_tensor *a, const
     return dama_error(DAMA_ERR_SHAPE, "where: condition shape %s and value shape %s cannot be broadcast",
                       dama_shape_str(cond, sc, sizeof sc), dama_dims_str(n1, s1, sab, sizeof sab));
   }
+  return DAMA_OK;
+}
+
+/* ---- the reductions' rules ---- */
+
+const char *ops_redop_name(dama_redop op) {
+  switch (op) {
+    case DAMA_RSUM: return "sum";
+    case DAMA_RMEAN: return "mean";
+    case DAMA_RVAR: return "var";
+    case DAMA_RSTD: return "std";
+    case DAMA_RMAX: return "max";
+    case DAMA_RMIN: return "min";
+    case DAMA_RARGMAX: return "argmax";
+    case DAMA_RARGMIN: return "argmin";
+    case DAMA_RNORM: return "norm";
+    case DAMA_RPROD: return "prod";
+  }
+  return "reduce";
+}
+
+dama_status ops_reduce_dims(const char *name, const dama_tensor *a, int32_t ndims, const int32_t *dims, bool *mask) {
+  for (int32_t i = 0; i < DAMA_MAX_DIMS; i++) mask[i] = ndims == 0;
+  if (ndims < 0 || ndims > DAMA_MAX_DIMS)
+    return dama_error(DAMA_ERR_ARG, "%s: ndims must be 0..%d, got %d", name, DAMA_MAX_DIMS, ndims);
+  if (ndims > 0 && !dims) return dama_error(DAMA_ERR_ARG, "%s: dims is NULL", name);
+  for (int32_t k = 0; k < ndims; k++) {
+    int32_t d = dims[k];
+    if (a->ndim == 0 && (d == 0 || d == -1)) continue; /* a 0-d tensor reduces over "its one dim" */
+    DAMA_TRY(ops_wrap_dim(name, &d, a->ndim));
+    if (mask[d]) return dama_error(DAMA_ERR_ARG, "%s: dim %d appears more than once in dims", name, dims[k]);
+    mask[d] = true;
+  }
+  return DAMA_OK;
+}
+
+dama_dtype ops_reduce_result(dama_redop op, dama_dtype t) {
+  const bool fl = dama_dtype_is_float(t);
+  switch (op) {
+    case DAMA_RSUM: case DAMA_RPROD: return fl ? t : DAMA_I64;
+    case DAMA_RMAX: case DAMA_RMIN: return t;
+    case DAMA_RARGMAX: case DAMA_RARGMIN: return DAMA_I64;
+    default: return fl ? t : DAMA_F32;
+  }
+}
+
+/* ---- matmul's rules ---- */
+
+dama_status ops_matmul_check(const dama_tensor *a, const dama_tensor *b) {
+  char sa[160], sb[160];
+  if (a->ndim == 0 || b->ndim == 0)
+    return dama_error(DAMA_ERR_SHAPE, "matmul: both arguments need at least 1 dim, got shapes %s and %s",
+                      dama_shape_str(a, sa, sizeof sa), dama_shape_str(b, sb, sizeof sb));
+  dama_dtype ta = (dama_dtype)a->dtype, tb = (dama_dtype)b->dtype;
+  if (!dama_dtype_is_float(ta) || !dama_dtype_is_float(tb))
+    return dama_error(DAMA_ERR_DTYPE, "matmul: dtype %s is not supported (expected f32, f64, bf16 or f16)",
+                      dama_dtype_name(dama_dtype_is_float(ta) ? tb : ta));
+  if (ta != tb)
+    return dama_error(DAMA_ERR_DTYPE, "matmul: operands have different dtypes %s and %s (convert one first)",
+                      dama_dtype_name(ta), dama_dtype_name(tb));
+  return DAMA_OK;
+}
+
+dama_status ops_matmul_shapes(const dama_tensor *a, const dama_tensor *b, ops_matmul_shape *p) {
+  char sa[160], sb[160];
+  memset(p, 0, sizeof *p);
+  dama_tensor *va = NULL, *vb = NULL;
+  if (a->ndim == 1) DAMA_TRY(dama_unsqueeze(&va, a, 0));
+  else { dama_tensor_retain((dama_tensor *)a); va = (dama_tensor *)a; }
+  dama_status s = DAMA_OK;
+  if (b->ndim == 1) s = dama_unsqueeze(&vb, b, 1);
+  else { dama_tensor_retain((dama_tensor *)b); vb = (dama_tensor *)b; }
+  if (s != DAMA_OK) { dama_tensor_release(va); return s; }
+  const int64_t m = va->shape[va->ndim - 2], k = va->shape[va->ndim - 1];
+  const int64_t k2 = vb->shape[vb->ndim - 2], n = vb->shape[vb->ndim - 1];
+  if (k != k2) {
+    s = dama_error(DAMA_ERR_SHAPE, "matmul: shapes %s and %s cannot be multiplied (%lld != %lld)",
+                   dama_shape_str(a, sa, sizeof sa), dama_shape_str(b, sb, sizeof sb), (long long)k, (long long)k2);
+  } else if (dama_broadcast_shapes(va->ndim - 2, va->shape, vb->ndim - 2, vb->shape, &p->nb, p->bshape) != DAMA_OK) {
+    s = dama_error(DAMA_ERR_SHAPE, "matmul: batch dims of shapes %s and %s cannot be broadcast",
+                   dama_shape_str(a, sa, sizeof sa), dama_shape_str(b, sb, sizeof sb));
+  } else if (p->nb + (a->ndim > 1) + (b->ndim > 1) > DAMA_MAX_DIMS) {
+    s = dama_error(DAMA_ERR_SHAPE, "matmul: result would have more than %d dims", DAMA_MAX_DIMS);
+  }
+  if (s != DAMA_OK) { dama_tensor_release(va); dama_tensor_release(vb); memset(p, 0, sizeof *p); return s; }
+  p->va = va;
+  p->vb = vb;
+  p->m = m;
+  p->k = k;
+  p->n = n;
+  p->ond = p->nb;
+  memcpy(p->oshape, p->bshape, sizeof(int64_t) * (size_t)p->nb);
+  if (a->ndim > 1) p->oshape[p->ond++] = m;
+  if (b->ndim > 1) p->oshape[p->ond++] = n;
   return DAMA_OK;
 }

@@ -43,4 +43,28 @@ dama_status ops_check_clamp_bounds(const char *name, double lo, double hi);
 dama_status ops_where_shape(const dama_tensor *cond, const dama_tensor *a, const dama_tensor *b, int32_t *nd,
                             int64_t *shape);
 
+/* ---- matmul's rules (every backend's matmul, torch.matmul's semantics) ---- */
+/* Both operands at least 1-d, of one float dtype. */
+dama_status ops_matmul_check(const dama_tensor *a, const dama_tensor *b);
+/* The shapes: va, vb are a and b as >= 2-d views (a 1-d a gets a leading 1, a 1-d b a trailing 1), new references the
+ * caller owns (both NULL on failure); [m, k] x [k, n] over the broadcast batch dims bshape[nb]; the result's shape
+ * oshape[ond] drops the dims the 1-d operands gained. */
+typedef struct ops_matmul_shape {
+  dama_tensor *va, *vb;
+  int64_t m, k, n;
+  int32_t nb, ond;
+  int64_t bshape[DAMA_MAX_DIMS], oshape[DAMA_MAX_DIMS];
+} ops_matmul_shape;
+dama_status ops_matmul_shapes(const dama_tensor *a, const dama_tensor *b, ops_matmul_shape *s);
+
+/* ---- the reductions' rules (every backend's reduce, max_dim, min_dim) ---- */
+/* "sum", "mean", ... for messages */
+const char *ops_redop_name(dama_redop op);
+/* dims -> mask[DAMA_MAX_DIMS] of the dims reduced (ndims == 0: all; a 0-d tensor takes dim 0 or -1); a repeated or
+ * out-of-range dim is an error naming it. */
+dama_status ops_reduce_dims(const char *name, const dama_tensor *a, int32_t ndims, const int32_t *dims, bool *mask);
+/* The result dtype: sum/prod of integers in i64, max/min keep the dtype, argmax/argmin give i64, the rest f32 for
+ * integers; floats keep theirs. */
+dama_dtype ops_reduce_result(dama_redop op, dama_dtype t);
+
 #endif

@@ -13,22 +13,6 @@
 
 #define RCHUNK 8192
 
-static const char *redop_name(dama_redop op) {
-  switch (op) {
-    case DAMA_RSUM: return "sum";
-    case DAMA_RMEAN: return "mean";
-    case DAMA_RVAR: return "var";
-    case DAMA_RSTD: return "std";
-    case DAMA_RMAX: return "max";
-    case DAMA_RMIN: return "min";
-    case DAMA_RARGMAX: return "argmax";
-    case DAMA_RARGMIN: return "argmin";
-    case DAMA_RNORM: return "norm";
-    case DAMA_RPROD: return "prod";
-  }
-  return "reduce";
-}
-
 /* Partial state of one chunk. d: float sum / mean / extreme value; m2: second moment; i: int sum /
  * extreme; n: count; idx: arg index (in the row). */
 typedef struct rstate { double d, m2; int64_t i, n, idx; } rstate;
@@ -286,30 +270,6 @@ static dama_status reduce_cols(rctx *c, int64_t O, int64_t Ri, rstate *rows, con
 }
 
 /* Parse dims into a mask; ndims == 0 = all. */
-static dama_status dims_mask(const char *name, const dama_tensor *a, int32_t ndims, const int32_t *dims, bool *mask) {
-  for (int32_t i = 0; i < DAMA_MAX_DIMS; i++) mask[i] = ndims == 0;
-  if (ndims < 0 || ndims > DAMA_MAX_DIMS) return dama_error(DAMA_ERR_ARG, "%s: ndims must be 0..%d, got %d", name, DAMA_MAX_DIMS, ndims);
-  if (ndims > 0 && !dims) return dama_error(DAMA_ERR_ARG, "%s: dims is NULL", name);
-  for (int32_t k = 0; k < ndims; k++) {
-    int32_t d = dims[k];
-    if (a->ndim == 0 && (d == 0 || d == -1)) continue; /* a 0-d tensor reduces over "its one dim" */
-    DAMA_TRY(ops_wrap_dim(name, &d, a->ndim));
-    if (mask[d]) return dama_error(DAMA_ERR_ARG, "%s: dim %d appears more than once in dims", name, dims[k]);
-    mask[d] = true;
-  }
-  return DAMA_OK;
-}
-
-static dama_dtype result_dtype(dama_redop op, dama_dtype t) {
-  bool fl = dama_dtype_is_float(t);
-  switch (op) {
-    case DAMA_RSUM: case DAMA_RPROD: return fl ? t : DAMA_I64;
-    case DAMA_RMAX: case DAMA_RMIN: return t;
-    case DAMA_RARGMAX: case DAMA_RARGMIN: return DAMA_I64;
-    default: return fl ? t : DAMA_F32;
-  }
-}
-
 /* The shared driver: rows[R] states, plus the output shape. ctx filled. */
 static dama_status reduce_core(const char *name, dama_redop op, const dama_tensor *a, const bool *mask, int32_t keepdim,
                                double p, rctx *c, rstate **rows_out, int32_t *ond, int64_t *oshape) {
@@ -395,7 +355,7 @@ dama_status dama_cpu_reduce(dama_tensor **out, dama_redop op, const dama_tensor 
   if (!out) return dama_error(DAMA_ERR_ARG, "reduce: out is NULL");
   *out = NULL;
   if ((unsigned)op > DAMA_RPROD) return dama_error(DAMA_ERR_ARG, "reduce: unknown op %d", (int)op);
-  const char *name = redop_name(op);
+  const char *name = ops_redop_name(op);
   DAMA_TRY(ops_check(name, "a", a));
   if ((op == DAMA_RARGMAX || op == DAMA_RARGMIN) && ndims > 1)
     return dama_error(DAMA_ERR_ARG, "%s: takes one dim or all dims, got %d dims", name, ndims);
@@ -403,14 +363,14 @@ dama_status dama_cpu_reduce(dama_tensor **out, dama_redop op, const dama_tensor 
   if ((op == DAMA_RVAR || op == DAMA_RSTD) && correction < 0)
     return dama_error(DAMA_ERR_ARG, "%s: correction must be >= 0, got %d", name, correction);
   bool mask[DAMA_MAX_DIMS];
-  DAMA_TRY(dims_mask(name, a, ndims, dims, mask));
+  DAMA_TRY(ops_reduce_dims(name, a, ndims, dims, mask));
   /* argmax/argmin over all dims of a >1-d tensor: index into the flattened tensor, no kept dims */
   rctx c;
   rstate *rows;
   int32_t nd;
   int64_t oshape[DAMA_MAX_DIMS];
   DAMA_TRY(reduce_core(name, op, a, mask, keepdim, p, &c, &rows, &nd, oshape));
-  dama_status s = dama_empty(out, nd, oshape, result_dtype(op, (dama_dtype)a->dtype), a->storage->device);
+  dama_status s = dama_empty(out, nd, oshape, ops_reduce_result(op, (dama_dtype)a->dtype), a->storage->device);
   if (s == DAMA_OK) s = write_rows(&c, rows, correction, *out, false);
   free(rows);
   if (s != DAMA_OK) { dama_tensor_release(*out); *out = NULL; }
@@ -423,7 +383,7 @@ static dama_status minmax_dim(const char *name, dama_redop op, dama_tensor **val
   *values = *indices = NULL;
   DAMA_TRY(ops_check(name, "a", a));
   bool mask[DAMA_MAX_DIMS];
-  DAMA_TRY(dims_mask(name, a, 1, &dim, mask));
+  DAMA_TRY(ops_reduce_dims(name, a, 1, &dim, mask));
   rctx c;
   rstate *rows;
   int32_t nd;
