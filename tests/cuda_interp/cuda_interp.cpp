@@ -170,6 +170,14 @@ struct Worker {
   std::vector<unsigned> order;
   std::mt19937_64 rng;
   uint3 block{0, 0, 0};
+  Worker() = default;
+  Worker(const Worker &) = delete;
+  Worker &operator=(const Worker &) = delete;
+  /* an OS thread that ends (a replaced worker pool's) gives its fiber stacks back */
+  ~Worker() {
+    for (Fiber &f : fibers)
+      if (f.stack.map) munmap(f.stack.map, f.stack.map_size);
+  }
 };
 
 thread_local Worker *t_worker = nullptr;
@@ -425,6 +433,8 @@ struct Pool {
   uint64_t total = 0;
   int busy = 0;
   int nthreads = 0;
+  int alive = 0;     /* threads still running; the last to leave a stopped pool frees it */
+  bool stop = false; /* replaced by a pool of another size */
   pid_t pid = 0;
 };
 
@@ -450,7 +460,13 @@ void pool_thread(Pool *p) {
   uint64_t seen = 0;
   std::unique_lock<std::mutex> lk(p->mu);
   for (;;) {
-    p->work_cv.wait(lk, [&] { return p->generation != seen; });
+    p->work_cv.wait(lk, [&] { return p->generation != seen || p->stop; });
+    if (p->stop) {
+      const bool last = --p->alive == 0;
+      lk.unlock();
+      if (last) delete p;
+      return; /* this thread's Worker (its fiber stacks) goes with it */
+    }
     seen = p->generation;
     const LaunchSpec *job = p->job;
     lk.unlock();
@@ -464,9 +480,16 @@ Pool &pool(int nthreads) {
   std::lock_guard<std::mutex> lk(g_pool_mu);
   /* a forked child (a death test) has none of its parent's threads: start afresh, leaking the old pool */
   if (!g_pool || g_pool->pid != getpid() || g_pool->nthreads != nthreads) {
+    if (g_pool && g_pool->pid == getpid()) {
+      /* another worker count: the old pool's threads leave (no grid runs: launches hold g_launch_mu) */
+      std::lock_guard<std::mutex> plk(g_pool->mu);
+      g_pool->stop = true;
+      g_pool->work_cv.notify_all();
+    }
     g_pool = new Pool;
     g_pool->pid = getpid();
     g_pool->nthreads = nthreads;
+    g_pool->alive = nthreads;
     for (int i = 0; i < nthreads; i++) std::thread(pool_thread, g_pool).detach();
   }
   return *g_pool;

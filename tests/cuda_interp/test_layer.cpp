@@ -723,3 +723,22 @@ DAMA_TEST(stream_capture_records_and_graph_replays_run_in_order) {
   CHECK_CUDA(cudaFree(d));
   CHECK_CUDA(cudaStreamDestroy(s));
 }
+
+/* Changing the worker count replaces the pool of OS threads: the old threads leave and give their fiber stacks back
+ * (they once stayed, and ~120 changes exhausted the process's memory mappings). */
+DAMA_TEST(changing_the_worker_count_many_times_releases_the_old_threads) {
+  const int saved = cuda_interp::workers();
+  float *d = nullptr;
+  CHECK_CUDA(cudaMalloc(&d, 4096 * sizeof(float)));
+  CHECK_CUDA(cudaMemset(d, 0, 4096 * sizeof(float)));
+  for (int i = 0; i < 400; i++) {
+    cuda_interp::set_workers(2 + (i % 3));
+    DAMA_LAUNCH(add_kernel, 16, 256, 0, 0, d, 1.0f, 4096);   /* 16 blocks of 256 fibers on the new pool */
+    CHECK_CUDA(cudaGetLastError());
+  }
+  std::vector<float> h(4096);
+  CHECK_CUDA(cudaMemcpy(h.data(), d, h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK_MSG(h[0] == 400.0f && h[4095] == 400.0f, "%g %g", h[0], h[4095]);
+  CHECK_CUDA(cudaFree(d));
+  cuda_interp::set_workers(saved);
+}
